@@ -1,0 +1,145 @@
+"""Setup, device choice, seeding and determinism. Taught in 01_tensors; every chapter calls `setup()`.
+
+Two environment variables steer a run without editing a notebook:
+
+    COURSE_DEVICE   cpu | cuda | mps | auto (default auto: CUDA, then MPS, then CPU)
+    COURSE_THREADS  torch's intra-op thread count (default 1, see DEFAULT_THREADS)
+
+The two Jupyter kernels that `make setup` registers set COURSE_DEVICE: `course-cpu` and `course-gpu`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import warnings
+from importlib import metadata
+
+import numpy as np
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+# Measured on a 2-core machine running two notebooks at once (the test suite's layout): a small
+# MLP+CNN training run took 4.6 s with one torch thread per process and 20.9 s with two, because
+# two processes with two threads each fight over two cores. Alone, two threads won only 5.5 s -> 4.1 s.
+DEFAULT_THREADS = 1
+
+DEFAULT_SEED = 42
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """Return the torch device to compute on. Taught in 01_tensors.
+
+    `name` (or, when it is None, the COURSE_DEVICE environment variable) is one of cpu, cuda, mps
+    or auto. auto picks CUDA, then Apple's MPS, then the CPU. Asking for a device that is not
+    there raises a ValueError that says what is available, instead of failing later in a kernel.
+    """
+    choice = (name or os.environ.get("COURSE_DEVICE") or "auto").strip().lower()
+    if choice not in DEVICE_CHOICES:
+        raise ValueError(
+            f"COURSE_DEVICE={choice!r} is not one of {', '.join(DEVICE_CHOICES)}."
+        )
+    cuda_ok = torch.cuda.is_available()
+    mps_ok = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if choice == "auto":
+        choice = "cuda" if cuda_ok else "mps" if mps_ok else "cpu"
+    if choice == "cuda" and not cuda_ok:
+        raise ValueError(
+            "COURSE_DEVICE=cuda, but torch sees no CUDA GPU. Use the course-cpu kernel, "
+            "or set COURSE_DEVICE=auto to fall back to the CPU."
+        )
+    if choice == "mps" and not mps_ok:
+        raise ValueError("COURSE_DEVICE=mps, but this torch build has no usable MPS device.")
+    return torch.device(choice)
+
+
+def seed_everything(seed: int = DEFAULT_SEED) -> None:
+    """Seed Python's, NumPy's and torch's global generators (CPU and every GPU). Taught in 01_tensors.
+
+    Global seeding makes a notebook repeatable on one device. To get the *same numbers* on the CPU
+    and the GPU, create random tensors on the CPU with an explicit torch.Generator, then move them.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def make_deterministic() -> None:
+    """Ask torch for deterministic kernels and full-precision matmuls. Taught in 01_tensors.
+
+    TF32 would make GPU matmuls differ from the CPU's in the fourth digit, so it is switched off.
+    Ops without a deterministic GPU kernel warn instead of failing; those warnings appear on one
+    device only, so they are silenced to keep the stored outputs identical on both kernels.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    warnings.filterwarnings("ignore", message=".*does not have a deterministic implementation.*")
+
+
+def set_threads(n: int | None = None) -> int:
+    """Fix torch's CPU thread count (COURSE_THREADS, else DEFAULT_THREADS) and return it."""
+    if n is None:
+        n = int(os.environ.get("COURSE_THREADS", DEFAULT_THREADS))
+    if n < 1:
+        raise ValueError(f"COURSE_THREADS must be at least 1, got {n}.")
+    torch.set_num_threads(n)
+    return n
+
+
+def set_display_defaults() -> None:
+    """Short, stable printing of tensors and arrays, and compact figures. Taught in 01_tensors."""
+    torch.set_printoptions(precision=4, sci_mode=None, edgeitems=2, linewidth=100)
+    np.set_printoptions(precision=4, suppress=True, edgeitems=2, linewidth=100)
+    import matplotlib as mpl
+
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (6.0, 3.6),
+            "figure.dpi": 72,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "font.size": 10,
+        }
+    )
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def summary_line(device: torch.device, threads: int, seed: int) -> str:
+    """The one line `setup()` prints: versions, device, threads and seed."""
+    torch_version = torch.__version__.split("+")[0]
+    return (
+        f"course_utils {_version('course-utils')} | Python {platform.python_version()} | "
+        f"torch {torch_version} | fastai {_version('fastai')} | device {device.type} | "
+        f"threads {threads} | seed {seed}"
+    )
+
+
+def setup(seed: int = DEFAULT_SEED, device: str | None = None, quiet: bool = False) -> torch.device:
+    """Prepare a notebook and return its device. The first code cell of every chapter calls it.
+
+    Seeds every generator, picks the device (COURSE_DEVICE or `device`), turns on deterministic
+    kernels, fixes the thread count (COURSE_THREADS), sets print and plot defaults, and prints
+    one line with the versions and the device. Taught in 01_tensors.
+    """
+    chosen = get_device(device)
+    seed_everything(seed)
+    make_deterministic()
+    threads = set_threads()
+    set_display_defaults()
+    if not quiet:
+        print(summary_line(chosen, threads, seed))
+    return chosen
