@@ -1,0 +1,117 @@
+"""The check framework: one line, a bool, never an exception, whatever the learner hands in."""
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils.checks import FAIL_MARK, LINE_PATTERN, PASS_MARK, Wrong, check, exercise, run_check
+from course_utils.checks import framework as fw
+
+
+@exercise("99.1", "square a tensor")
+def _check_square(square):
+    fw.require_callable(square, "square")
+    x = torch.arange(4.0)
+    fw.assert_close(fw.call(square, x), x**2, "square(x)", hint="multiply x by itself")
+
+
+@exercise("99.2", "a check with a bug of its own")
+def _check_broken(answer):
+    raise KeyError("oops")
+
+
+@exercise("99.3", "uses randomness")
+def _check_random(answer):
+    torch.rand(5)
+    fw.require(answer, "answer")
+
+
+def test_correct_answer_prints_one_pass_line_and_returns_true(capsys):
+    assert check("99.1", lambda x: x * x) is True
+    out = capsys.readouterr().out
+    assert out == f"{PASS_MARK} 99.1 square a tensor\n"
+    assert LINE_PATTERN.match(out.strip())
+
+
+@pytest.mark.parametrize(
+    "answer, fragment",
+    [
+        (..., "not answered yet"),
+        (None, "not answered yet"),
+        (42, "should be a function"),
+        (lambda x: None, "returned None"),
+        (lambda x: x + 1, "expected"),
+        (lambda x: x[:2] ** 2, "shape"),
+        (lambda x: "text", "should be a tensor"),
+        (lambda x: 1 / 0, "ZeroDivisionError"),
+        (lambda x: x * float("nan"), "inf or nan"),
+    ],
+)
+def test_wrong_answers_print_one_fail_line_and_return_false(capsys, answer, fragment):
+    assert check("99.1", answer) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(f"{FAIL_MARK} 99.1 square a tensor: ")
+    assert fragment in out
+
+
+def test_numpy_answers_are_accepted():
+    assert run_check("99.1", lambda x: np.asarray(x) ** 2)[0]
+
+
+def test_learner_prints_and_warnings_do_not_reach_the_notebook(capsys):
+    def noisy(x):
+        print("debugging output")
+        import warnings
+
+        warnings.warn("careful")
+        return x * x
+
+    assert check("99.1", noisy)
+    assert capsys.readouterr().out.count("\n") == 1
+
+
+def test_a_bug_inside_a_check_is_reported_not_raised(capsys):
+    assert check("99.2", 1) is False
+    assert "could not be checked" in capsys.readouterr().out
+
+
+def test_unknown_ids_are_reported(capsys):
+    assert check("99.99", 1) is False
+    assert check("not-an-id", 1) is False
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and all(line.startswith(FAIL_MARK) for line in out)
+
+
+def test_wrong_number_of_answers_is_reported():
+    passed, line = run_check("99.1")
+    assert not passed and "could not be checked" in line
+
+
+def test_checks_do_not_move_the_notebooks_random_state():
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    run_check("99.3", 1)
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_messages_are_one_line_even_when_errors_span_lines():
+    @exercise("99.4", "multi-line message")
+    def _check(answer):
+        raise Wrong("first line\nsecond line")
+
+    passed, line = run_check("99.4", 1)
+    assert not passed and "\n" not in line and "first line second line" in line
+
+
+def test_ids_are_validated_at_registration():
+    with pytest.raises(ValueError):
+        exercise("2.1", "bad id")
+
+
+def test_as_tensor_rejects_non_numbers():
+    with pytest.raises(Wrong):
+        fw.as_tensor(["a", "b"], "x")
+    with pytest.raises(Wrong):
+        fw.as_tensor(True, "x")
+    assert fw.as_tensor([1, 2], "x").dtype == torch.float64
