@@ -12,7 +12,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 JOBS   ?= 2
 LAB_ARGS ?=
-NBVAL  := --nbval --sanitize-with tests/sanitize.cfg --nbval-cell-timeout=600
+NBVAL  := --nbval --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=600
 
 .PHONY: setup lab test test-gpu build data clean
 
