@@ -9,7 +9,7 @@ Each notebook starts with::
 Modules, by concern:
     env     setup(), get_device(), seeding and determinism        (taught in 01_tensors, used everywhere)
     checks  check(id, *answers): exercise feedback, one module per chapter
-    data    offline datasets (the thermometer readings of 02_autograd, ...)
+    data    the offline data layer: a registry, a verified cache, one loader per dataset
     plots   figures and widget explorers shared by chapters
     config  the one place that names the course's GitHub repository (badges, Colab install)
     pipeline, grade, cli   the authoring tools behind the `course` command

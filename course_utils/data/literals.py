@@ -1,7 +1,4 @@
-"""Offline datasets. This module grows into the registry of the data layer (see DATA.md).
-
-For now it holds the one dataset that needs no file at all.
-"""
+"""The thermometer readings of 02_autograd: literals, no file, no registry entry."""
 
 from __future__ import annotations
 

