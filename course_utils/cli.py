@@ -81,8 +81,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         for chapter in chapters:
             pipeline.build(chapter)
-        if readme.sync_readme():
-            print("README.md: refreshed the chapter table")
+        for path in readme.sync_readmes():
+            print(f"{pipeline.relative(path)}: refreshed its generated tables")
     except pipeline.BuildError as err:
         return _fail(str(err))
     return 0
