@@ -32,6 +32,9 @@ SOLUTION_TAG = "solution"
 
 EXERCISE_HEADING = re.compile(r"^#{2,4} Exercise (\d\d\.\d+)\b")
 CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d\d\.\d+)["']""")
+# nbval runs cells without history, where a trailing `;` does not hide a result: the stored run and
+# nbval's would then disagree on whether the returned bool is shown.
+SILENCED_CALL = re.compile(r"\)\s*;\s*$", re.MULTILINE)
 BADGE_LINE = re.compile(r"^(# )?\[!\[Open In Colab\]\(.*$", re.MULTILINE)
 COLAB_INSTALL = re.compile(r"git\+https://github\.com/[^\"'\s]+")
 
@@ -160,6 +163,12 @@ def validate_exercises(nb: NotebookNode, chapter: Chapter) -> None:
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             replace_solution_blocks(cell.source, where=f"{chapter.slug} cell {index}")
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and CHECK_CALL.search(cell.source) and SILENCED_CALL.search(cell.source):
+            raise BuildError(
+                f"{chapter.slug} cell {index}: drop the trailing `;` after check(...): nbval runs cells "
+                "without history, where `;` does not hide the returned bool"
+            )
     for exercise_id, cells in exercise_spans(nb).items():
         if not exercise_id.startswith(chapter.number + "."):
             raise BuildError(f"{chapter.slug}: exercise {exercise_id} belongs to another chapter")

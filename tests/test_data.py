@@ -149,6 +149,9 @@ def test_ewr_hourly(prepared, offline):
     assert list(frame.columns[:7]) == ["instant", "month", "day", "hour", "weekday", "workingday", "weathersit"]
     assert frame["instant"].tolist() == list(range(1, 8761))
     assert set(frame["weathersit"]) == {1, 2, 3, 4} and frame["departures"].min() == 0
+    assert frame["departures"].sum() == 120_835  # every scheduled EWR flight of 2013 (01_tensors.md)
+    assert frame["workingday"].sum() == 251 * 24
+    assert frame["weathersit"].value_counts().sort_index().tolist() == [7226, 785, 527, 222]
     first_day = frame[(frame.month == 1) & (frame.day == 1)]
     assert first_day["weekday"].eq(1).all() and first_day["workingday"].eq(0).all()  # a Tuesday, New Year
     table = np.loadtxt(data.path("ewr_hourly"), delimiter=",", skiprows=1)

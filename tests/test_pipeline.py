@@ -19,11 +19,11 @@ def synthetic_notebook():
         outputs=[],
         execution_count=2,
     )
-    checked = new_code_cell('check("02.1", square);', outputs=[new_output("stream", name="stdout", text="✅ 02.1 square\n")], execution_count=3)
+    checked = new_code_cell('check("02.1", square)', outputs=[new_output("stream", name="stdout", text="✅ 02.1 square\n")], execution_count=3)
     discussion = new_markdown_cell("The secret answer is discussed here.", metadata={"tags": ["solution"]})
     prompt2 = new_markdown_cell("### Exercise 02.2 · Predict\nWhat is it?")
     value = new_code_cell("guess = ...  # your answer\n# BEGIN SOLUTION\nguess = 12\n# END SOLUTION", execution_count=4)
-    checked2 = new_code_cell('check("02.2", guess);', execution_count=5)
+    checked2 = new_code_cell('check("02.2", guess)', execution_count=5)
     reading = new_markdown_cell("## Further reading\nBooks.")
     return new_notebook(cells=[title, lesson, prompt, answer, checked, discussion, prompt2, value, checked2, reading])
 
@@ -126,3 +126,10 @@ def test_write_atomic_leaves_no_temporary_files(tmp_path):
 
 def test_notebook_text_is_valid_nbformat():
     nbformat.validate(nbformat.reads(pipeline.notebook_text(pipeline.normalise(synthetic_notebook())), as_version=4))
+
+
+def test_a_silenced_check_call_is_a_build_error():
+    nb = synthetic_notebook()
+    nb.cells[4].source = 'check("02.1", square);'
+    with pytest.raises(BuildError, match="trailing `;`"):
+        pipeline.validate_exercises(nb, CHAPTER)

@@ -61,11 +61,10 @@ def test_exercise_notebook_and_answer_key_are_generated_from_the_full_one(chapte
 def test_no_solution_line_reaches_an_exercise_notebook(chapter):
     source = pipeline.read_source(chapter)
     hidden = {line.strip() for c in source.cells if c.cell_type == "code" for line in pipeline.solution_lines(c.source)}
-    visible = {
+    visible = {  # lines the source shows outside any solution block, in prose or code
         line.strip()
         for c in source.cells
-        if c.cell_type == "code"
-        for line in pipeline.replace_solution_blocks(c.source).split("\n")
+        for line in (pipeline.replace_solution_blocks(c.source) if c.cell_type == "code" else c.source).split("\n")
     }
     secret = {line for line in hidden - visible if line and line not in {"...", "pass"}}
     exercise_text = chapter.exercises.read_text(encoding="utf-8")

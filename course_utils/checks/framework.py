@@ -117,8 +117,7 @@ def run_check(exercise_id: str, *answers: Any) -> tuple[bool, str]:
 def check(exercise_id: str, *answers: Any) -> bool:
     """Check an exercise: print one ✅/❌ line and return whether it passed. Never raises.
 
-    Used at the end of every exercise, e.g. `check("02.1", deriv);` (the `;` keeps Jupyter from
-    also echoing the returned bool). Introduced in 01_tensors.
+    Used at the end of every exercise, e.g. `check("02.1", deriv)`. Introduced in 01_tensors.
     """
     passed, line = run_check(exercise_id, *answers)
     print(line)

@@ -223,6 +223,7 @@ _add(
             rdatasets_online("nycflights13/flights", "nycflights13/weather"),
         ),
         build=tables.build_ewr_hourly,
+        version="2",  # 2: departures count every scheduled flight, as 01_tensors.md specifies
         returns="pandas.DataFrame; path() gives the comma-separated ewr_hourly.csv",
     )
 )

@@ -76,7 +76,8 @@ def ewr_hourly_frame(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFra
     The grid is 365 days x 24 local hours keyed on (month, day, hour), which sidesteps UTC. Weather
     joins on those keys: on Nov 3 (the DST fall-back) the first of the two 1 a.m. rows is kept, and
     the hours without a reading, and the missing pressures, are filled forwards then backwards.
-    `departures` counts the flights that left (a departure time is recorded) per scheduled hour.
+    `departures` counts every flight scheduled to leave in that hour (cancelled ones included, as the
+    bike-sharing counts include every rental started), 120,835 in all.
     """
     days = pd.date_range("2013-01-01", "2013-12-31", freq="D")
     grid = pd.DataFrame({"date": np.repeat(days, 24), "hour": np.tile(np.arange(24), len(days))})
@@ -93,8 +94,8 @@ def ewr_hourly_frame(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFra
     table[WEATHER_COLUMNS] = table[WEATHER_COLUMNS].ffill().bfill()
     table["weathersit"] = _weather_situation(table["precip"], table["visib"])
 
-    departed = flights[(flights["origin"] == "EWR") & (flights["year"] == 2013) & flights["dep_time"].notna()]
-    counts = departed.groupby(keys).size().rename("departures").reset_index()
+    scheduled = flights[(flights["origin"] == "EWR") & (flights["year"] == 2013)]
+    counts = scheduled.groupby(keys).size().rename("departures").reset_index()
     table = table.merge(counts, on=keys, how="left")
     table["departures"] = table["departures"].fillna(0).astype(int)
     return table[EWR_COLUMNS]

@@ -1,0 +1,755 @@
+"""Figures and widget explorers that chapters share.
+
+Each function draws with matplotlib (and, for explorers, ipywidgets) and says in its docstring which
+chapter teaches it. Nothing here runs at import time; ipywidgets is imported only by the explorers.
+"""
+
+from __future__ import annotations
+
+
+# ----------------------------------------------------------------------------------------------
+# 01_tensors: memory diagrams, the stride explorer, broadcasting pictures and CT views
+# ----------------------------------------------------------------------------------------------
+
+import ast as _ast
+
+import numpy as _np
+import torch as _torch
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def storage_elements(t: _torch.Tensor) -> _torch.Tensor:
+    """The whole storage behind `t` as a flat 1-D view (no copy). Taught in 01_tensors.
+
+    A tensor is a window (size, storage offset, stride) onto one flat buffer; this returns that
+    buffer, element by element, with `as_strided((n,), (1,), 0)`.
+    """
+    n = t.untyped_storage().nbytes() // t.element_size()
+    return _torch.as_strided(t.detach(), (n,), (1,), 0)
+
+
+def element_addresses(t: _torch.Tensor) -> _torch.Tensor:
+    """For every element of `t`, its position in the storage: offset + sum(stride[i] * index[i]).
+
+    Returns an int64 tensor of t's shape. Taught in 01_tensors.
+    """
+    n = t.untyped_storage().nbytes() // t.element_size()
+    positions = _torch.arange(max(n, 1))
+    return _torch.as_strided(positions, tuple(t.shape), tuple(t.stride()), t.storage_offset())
+
+
+def _as_grid(x: _torch.Tensor) -> _torch.Tensor:
+    """Show any tensor as rows x columns: scalars as 1x1, 1-D as one row, leading dims merged."""
+    if x.ndim == 0:
+        return x.reshape(1, 1)
+    if x.ndim == 1:
+        return x.reshape(1, -1)
+    return x.reshape(-1, x.shape[-1])
+
+
+def _fmt(v: float) -> str:
+    return f"{int(v)}" if float(v).is_integer() else f"{v:.3g}"
+
+
+def describe_view(t: _torch.Tensor, base: _torch.Tensor | None = None) -> str:
+    """One line: size, storage offset, stride, contiguity and, given `base`, shared memory. Taught in 01_tensors."""
+    line = (
+        f"size {tuple(t.shape)}  offset {t.storage_offset()}  stride {tuple(t.stride())}  "
+        f"contiguous {t.is_contiguous()}"
+    )
+    if base is not None:
+        shared = t.untyped_storage().data_ptr() == base.untyped_storage().data_ptr()
+        line += f"  shares memory with base {shared}"
+    return line
+
+
+def draw_storage(t: _torch.Tensor, title: str | None = None, base: _torch.Tensor | None = None, max_elements: int = 96):
+    """Draw a view over its flat storage: the view's grid on top, the storage below. Taught in 01_tensors.
+
+    Each element of the view is coloured by its storage address, and the storage cells it uses carry
+    the same colour, so you can see which numbers a slice, transpose or expand really touches.
+    Storage cells the view does not use stay grey. Returns the figure.
+    """
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    t = t.detach().cpu() if t.device.type != "cpu" else t.detach()
+    storage = storage_elements(t).to(_torch.float64)
+    n = storage.numel()
+    if n > max_elements:
+        raise ValueError(f"draw_storage shows at most {max_elements} storage elements, this one has {n}.")
+    addresses = _as_grid(element_addresses(t)) if t.numel() else _torch.zeros(0, 0, dtype=_torch.long)
+    values = _as_grid(t.to(_torch.float64)) if t.numel() else _torch.zeros(0, 0)
+    cmap = plt.get_cmap("viridis")
+
+    def colour(addr: int):
+        return cmap(0.15 + 0.8 * addr / max(n - 1, 1))
+
+    per_row = 16 if n > 16 else max(n, 1)
+    storage_rows = (n + per_row - 1) // per_row
+    grid_rows, grid_cols = (addresses.shape if addresses.numel() else (0, 0))
+    cell = 0.75 if max(per_row, grid_cols) <= 8 else 0.6
+    width = max(max(per_row, grid_cols) * cell + 1.0, 5.5)
+    height = 1.3 + cell * max(grid_rows, 1) + cell * 1.3 * max(storage_rows, 1)
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(width, height),
+        gridspec_kw={"height_ratios": [max(grid_rows, 1), max(storage_rows, 1) * 1.1]},
+    )
+    for ax in (top, bottom):
+        ax.set_axis_off()
+        ax.set_aspect("equal")
+    used = set(addresses.flatten().tolist())
+    for r in range(grid_rows):
+        for c in range(grid_cols):
+            a = int(addresses[r, c])
+            top.add_patch(Rectangle((c, -r), 1, 1, facecolor=colour(a), edgecolor="white"))
+            top.text(c + 0.5, -r + 0.5, _fmt(float(values[r, c])), ha="center", va="center", color="white", fontsize=9)
+    top.set_xlim(-0.1, max(grid_cols, 1) + 0.1)
+    top.set_ylim(-max(grid_rows, 1) + 0.9, 1.1)
+    top.set_title("the view" if t.numel() else "the view (empty)", fontsize=9, loc="left")
+    for k in range(n):
+        r, c = divmod(k, per_row)
+        face = colour(k) if k in used else "#dddddd"
+        bottom.add_patch(Rectangle((c, -r * 1.4), 1, 1, facecolor=face, edgecolor="white"))
+        bottom.text(c + 0.5, -r * 1.4 + 0.5, _fmt(float(storage[k])), ha="center", va="center",
+                    color="white" if k in used else "#555555", fontsize=9)
+        bottom.text(c + 0.5, -r * 1.4 - 0.2, str(k), ha="center", va="center", fontsize=7, color="#555555")
+    bottom.set_xlim(-0.1, per_row + 0.1)
+    bottom.set_ylim(-(storage_rows - 1) * 1.4 - 0.5, 1.1)
+    bottom.set_title("its storage (address below each cell)", fontsize=9, loc="left")
+    fig.suptitle(title or describe_view(t, base), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+_ALLOWED_METHODS = {
+    "t", "transpose", "permute", "expand", "expand_as", "contiguous", "view", "reshape", "unsqueeze",
+    "squeeze", "flatten", "clone", "narrow", "select", "flip", "T", "mT",
+}
+
+
+def _check_chain(node: _ast.AST) -> None:
+    """Refuse anything in an op chain but indexing and the methods in _ALLOWED_METHODS."""
+    if isinstance(node, _ast.Name):
+        if node.id != "t":
+            raise ValueError(f"only `t` may be named, not {node.id!r}")
+        return
+    if isinstance(node, _ast.Attribute):
+        if node.attr not in _ALLOWED_METHODS:
+            raise ValueError(f"`.{node.attr}` is not one of: {', '.join(sorted(_ALLOWED_METHODS))}")
+        return _check_chain(node.value)
+    if isinstance(node, _ast.Call):
+        if not isinstance(node.func, _ast.Attribute) or node.keywords:
+            raise ValueError("write calls as t.method(numbers), without keywords")
+        for arg in node.args:
+            _check_literal(arg)
+        return _check_chain(node.func)
+    if isinstance(node, _ast.Subscript):
+        _check_literal(node.slice)
+        return _check_chain(node.value)
+    raise ValueError(f"{type(node).__name__} is not allowed in an op chain")
+
+
+def _check_literal(node: _ast.AST) -> None:
+    if isinstance(node, _ast.Constant) and (node.value is None or node.value is Ellipsis or isinstance(node.value, int)):
+        return
+    if isinstance(node, _ast.UnaryOp) and isinstance(node.op, _ast.USub):
+        return _check_literal(node.operand)
+    if isinstance(node, _ast.Slice):
+        for part in (node.lower, node.upper, node.step):
+            if part is not None:
+                _check_literal(part)
+        return
+    if isinstance(node, _ast.Tuple):
+        for elt in node.elts:
+            _check_literal(elt)
+        return
+    raise ValueError("indices and arguments must be integers, slices, None or ...")
+
+
+def apply_ops(t: _torch.Tensor, chain: str) -> _torch.Tensor:
+    """Apply a chain of view operations written as text, e.g. "[:, 1:].t()". Taught in 01_tensors.
+
+    The chain may index (integers, slices, None, ...) and call shape methods such as transpose,
+    permute, expand, contiguous, view, reshape and unsqueeze; nothing else is evaluated.
+    An empty chain returns `t` itself.
+    """
+    chain = (chain or "").strip()
+    if not chain:
+        return t
+    try:
+        tree = _ast.parse("t" + chain, mode="eval")
+    except SyntaxError as err:
+        raise ValueError(f"cannot read the op chain {chain!r}: {err.msg}") from None
+    _check_chain(tree.body)
+    return eval(compile(tree, "<op chain>", "eval"), {"__builtins__": {}}, {"t": t})  # noqa: S307
+
+
+def show_view(shape=(3, 4), chain: str = "[:, 1:].t()"):
+    """Draw what a chain of ops does to `torch.arange(n).reshape(shape)`. Taught in 01_tensors.
+
+    The stride explorer's draw function: the base holds 0, 1, 2, ... so every value is also its
+    address in the base's storage. Returns (the view, the figure).
+    """
+    shape = tuple(int(s) for s in shape)
+    base = _torch.arange(int(_np.prod(shape)) if shape else 1).reshape(shape)
+    view = apply_ops(base, chain)
+    fig = draw_storage(view, title=f"base{list(shape)}{chain}:  " + describe_view(view, base))
+    return view, fig
+
+
+def stride_explorer(shapes=((3, 4), (2, 3, 4), (4, 4), (12,))):
+    """Widget: pick a base shape and type a chain of ops; see size, offset, stride and storage.
+
+    Taught in 01_tensors. Returns the ipywidgets box (a notebook displays it).
+    """
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    plt = _plt()
+    examples = [
+        "[:, 1:].t()", "[1]", "[:, ::2]", ".t()", ".t().contiguous()", "[None, :, 1]",
+        ".unsqueeze(0).expand(2, -1, -1)", "[1:, 1:]", ".view(-1)", ".t().reshape(-1)",
+        ".permute(2, 0, 1)", "[..., 1:3]",
+    ]
+    shape_box = widgets.Dropdown(options=[(str(s), s) for s in shapes], value=tuple(shapes[0]), description="base shape")
+    example_box = widgets.Dropdown(options=["(type your own)"] + examples, value="(type your own)", description="examples")
+    chain_box = widgets.Text(value="[:, 1:].t()", description="ops: t", continuous_update=False,
+                             layout=widgets.Layout(width="420px"))
+    out = widgets.Output()
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            try:
+                _, fig = show_view(shape_box.value, chain_box.value)
+                plt.show()
+            except Exception as err:  # a chain that does not fit the shape: say why, keep going
+                print(f"{type(err).__name__}: {err}")
+
+    def pick_example(change):
+        if change["new"] != "(type your own)":
+            chain_box.value = change["new"]
+
+    example_box.observe(pick_example, names="value")
+    shape_box.observe(redraw, names="value")
+    chain_box.observe(redraw, names="value")
+    redraw()
+    box = widgets.VBox([widgets.HBox([shape_box, example_box]), chain_box, out])
+    display(box)
+    return box
+
+
+def draw_broadcast_shapes(a_shape, b_shape, names=("a", "b")):
+    """Right-align two shapes, mark the dimensions that stretch, and show the result. Taught in 01_tensors.
+
+    Size-1 or missing dimensions are drawn in orange (they stretch); a clash is drawn in red and the
+    result row says "incompatible". Returns the figure.
+    """
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    a_shape, b_shape = tuple(a_shape), tuple(b_shape)
+    rank = max(len(a_shape), len(b_shape), 1)
+    pa = (None,) * (rank - len(a_shape)) + a_shape
+    pb = (None,) * (rank - len(b_shape)) + b_shape
+    result, ok = [], True
+    for x, y in zip(pa, pb):
+        x1, y1 = 1 if x is None else x, 1 if y is None else y
+        if x1 == y1 or x1 == 1 or y1 == 1:
+            result.append(y1 if x1 == 1 else x1)
+        else:
+            result.append(None)
+            ok = False
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.0 + 1.1 * rank), 2.3))
+    ax.set_axis_off()
+    rows = [(names[0], pa, None), (names[1], pb, None), ("result", tuple(result), ok)]
+    for r, (label, dims, _) in enumerate(rows):
+        y = -r * 1.2
+        ax.text(-0.2, y + 0.45, label, ha="right", va="center", fontsize=10)
+        for c, d in enumerate(dims):
+            other = rows[1 - r][1][c] if r < 2 else None
+            if r < 2:
+                o1 = 1 if other is None else other
+                d1 = 1 if d is None else d
+                if d1 != o1 and d1 != 1 and o1 != 1:
+                    face = "#e45756"
+                elif d1 == 1 and o1 != 1:
+                    face = "#f58518"
+                else:
+                    face = "#4c78a8"
+            else:
+                face = "#54a24b" if d is not None else "#e45756"
+            text = "·" if (d is None and r < 2) else ("✗" if d is None else str(d))
+            ax.add_patch(Rectangle((c * 0.9, y), 0.8, 0.9, facecolor=face, edgecolor="white", alpha=0.9 if d is not None else 0.35))
+            ax.text(c * 0.9 + 0.4, y + 0.45, text, ha="center", va="center", color="white", fontsize=11)
+    ax.set_xlim(-1.4, rank * 0.9 + 0.1)
+    ax.set_ylim(-2 * 1.2 - 0.1, 1.0)
+    verdict = f"result {tuple(result)}" if ok else "incompatible"
+    ax.set_title(f"{a_shape} with {b_shape}: {verdict}\n(orange: size 1 or missing, stretches; red: clash)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def draw_expand(t: _torch.Tensor, shape, title: str | None = None):
+    """Draw `t.expand(shape)` with every cell labelled by the storage address it reads. Taught in 01_tensors.
+
+    Cells that show the same address are one number in memory: the stride-0 dimensions repeat it
+    without copying. The last two dimensions form each panel; a leading dimension gives panels.
+    Returns the figure.
+    """
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    big = t.expand(*shape)
+    addr = element_addresses(big)
+    if big.ndim == 1:
+        addr = addr.reshape(1, 1, -1)
+    elif big.ndim == 2:
+        addr = addr.unsqueeze(0)
+    elif big.ndim > 3:
+        addr = addr.reshape(-1, *addr.shape[-2:])
+    panels, rows, cols = addr.shape
+    n = max(int(addr.max()) + 1, 1) if addr.numel() else 1
+    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, panels, figsize=(0.45 * cols * panels + 0.6 * panels + 0.5, 0.45 * rows + 1.0), squeeze=False)
+    for p, ax in enumerate(axes[0]):
+        ax.set_axis_off()
+        ax.set_aspect("equal")
+        for r in range(rows):
+            for c in range(cols):
+                a = int(addr[p, r, c])
+                ax.add_patch(Rectangle((c, -r), 1, 1, facecolor=cmap(a % 10), edgecolor="white"))
+                ax.text(c + 0.5, -r + 0.5, str(a), ha="center", va="center", color="white", fontsize=8)
+        ax.set_xlim(0, cols)
+        ax.set_ylim(-rows + 1, 1)
+        if panels > 1:
+            ax.set_title(f"[{p}]", fontsize=8)
+    fig.suptitle(
+        title or f"{tuple(t.shape)} expanded to {tuple(big.shape)}: stride {tuple(big.stride())}, "
+        f"{big.numel()} cells read {n} stored numbers",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def draw_boxed_vs_unboxed(values=(4.0, 1.0, 5.0, 3.0, 2.0, 1.0)):
+    """Python list of boxed floats versus a tensor's one block of raw numbers. Taught in 01_tensors.
+
+    Left: the list stores pointers; each points to a separate float object (type, refcount, value)
+    somewhere on the heap. Right: the tensor stores the numbers themselves, 4 bytes each, side by side.
+    Returns the figure.
+    """
+    plt = _plt()
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    values = list(values)
+    n = len(values)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax in (left, right):
+        ax.set_axis_off()
+    # the list: a row of pointers, arrows to objects scattered below
+    rng = _np.random.default_rng(0)
+    xs = rng.permutation(n) * 1.25
+    for i, v in enumerate(values):
+        left.add_patch(Rectangle((i, 3), 1, 0.8, facecolor="#cfd8e3", edgecolor="#4c78a8"))
+        left.text(i + 0.5, 3.4, "ptr", ha="center", va="center", fontsize=8)
+        x, y = xs[i], 0.2 + (i % 2) * 1.1
+        left.add_patch(Rectangle((x, y), 1.1, 0.9, facecolor="#fde3c8", edgecolor="#f58518"))
+        left.text(x + 0.55, y + 0.62, "float obj", ha="center", va="center", fontsize=6)
+        left.text(x + 0.55, y + 0.28, _fmt(v), ha="center", va="center", fontsize=9)
+        left.add_patch(FancyArrowPatch((i + 0.5, 3), (x + 0.55, y + 0.9), arrowstyle="->", mutation_scale=8, color="#777777"))
+    left.set_xlim(-0.2, max(n, xs.max() + 1.2) + 0.2)
+    left.set_ylim(0, 4)
+    left.set_title("Python list: pointers to boxed objects", fontsize=10)
+    for i, v in enumerate(values):
+        right.add_patch(Rectangle((i, 1.6), 1, 0.8, facecolor="#4c78a8", edgecolor="white"))
+        right.text(i + 0.5, 2.0, _fmt(v), ha="center", va="center", color="white", fontsize=10)
+        right.text(i + 0.5, 1.35, f"+{4 * i}", ha="center", va="center", fontsize=7, color="#555555")
+    right.text(n / 2, 0.8, f"one block: {n} float32 = {4 * n} bytes", ha="center", fontsize=9)
+    right.set_xlim(-0.2, n + 0.2)
+    right.set_ylim(0, 4)
+    right.set_title("tensor: one contiguous block of numbers", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def draw_ct_slice(volume, spacing=(1.0, 1.0, 1.0), axis: int = 0, index: int | None = None,
+                  level: float = 40.0, width: float = 400.0, ax=None, title: str | None = None):
+    """One slice of a (D, H, W) volume under a display window, at its true aspect. Taught in 01_tensors.
+
+    axis 0 is axial, 1 coronal, 2 sagittal; `spacing` is (z, y, x) in mm. The window maps
+    level - width/2 ... level + width/2 HU onto black ... white. Returns the axes.
+    """
+    plt = _plt()
+    vol = volume.detach().cpu().numpy() if isinstance(volume, _torch.Tensor) else _np.asarray(volume)
+    axis = int(axis)
+    index = vol.shape[axis] // 2 if index is None else int(index)
+    image = _np.take(vol, index, axis=axis)
+    dz, dy, dx = (float(s) for s in spacing)
+    row_mm, col_mm = {0: (dy, dx), 1: (dz, dx), 2: (dz, dy)}[axis]
+    image = image[::-1]  # rows flipped: the face up in the axial view, the head up in the others
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.6, 3.6))
+    ax.imshow(image, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, aspect=row_mm / col_mm,
+              interpolation="nearest")
+    ax.set_axis_off()
+    name = ("axial", "coronal", "sagittal")[axis]
+    ax.set_title(title or f"{name} {index}, window {level:g}/{width:g}", fontsize=9)
+    return ax
+
+
+def show_ct_planes(volume, spacing=(1.0, 1.0, 1.0), level: float = 40.0, width: float = 400.0):
+    """Axial, coronal and sagittal middle slices side by side at the correct aspect. Taught in 01_tensors.
+
+    Returns the figure.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    for axis, ax in enumerate(axes):
+        draw_ct_slice(volume, spacing, axis=axis, level=level, width=width, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def ct_slicer(volume, spacing=(1.0, 1.0, 1.0)):
+    """Widget: sliders for axis, slice index, window level and window width. Taught in 01_tensors.
+
+    Returns the ipywidgets object (a notebook displays it).
+    """
+    import ipywidgets as widgets
+
+    plt = _plt()
+    shape = tuple(volume.shape)
+
+    def draw(axis=0, position=0.5, level=40, width=400):
+        index = min(int(position * shape[axis]), shape[axis] - 1)
+        draw_ct_slice(volume, spacing, axis=axis, index=index, level=level, width=width)
+        plt.show()
+
+    return widgets.interact(
+        draw,
+        axis=widgets.Dropdown(options=[("axial", 0), ("coronal", 1), ("sagittal", 2)], value=0),
+        position=widgets.FloatSlider(min=0.0, max=1.0, step=0.01, value=0.5, continuous_update=False),
+        level=widgets.IntSlider(min=-1000, max=1500, step=10, value=40, continuous_update=False),
+        width=widgets.IntSlider(min=10, max=4000, step=10, value=400, continuous_update=False),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# 02_autograd: the gradient-descent explorer
+# ----------------------------------------------------------------------------------------------
+
+GD_OPTIMIZERS = ("SGD", "SGD+momentum", "Adam")
+
+
+def _gd_critical_lr(x: _torch.Tensor) -> float:
+    """2 / lambda_max of the MSE Hessian of w*x + b (plain gradient descent diverges above it)."""
+    x = x.double()
+    n = x.numel()
+    hessian = (2.0 / n) * _torch.stack([_torch.stack([(x * x).sum(), x.sum()]),
+                                        _torch.stack([x.sum(), _torch.tensor(float(n), dtype=_torch.float64)])])
+    return 2.0 / _torch.linalg.eigvalsh(hessian).max().item()
+
+
+def gd_run(x, y, lr: float, optimizer: str = "SGD", epochs: int = 100, init=(1.0, 0.0)) -> dict:
+    """Fit y ≈ w·x + b by full-batch gradient descent and record the path. Taught in 02_autograd.
+
+    `optimizer` is "SGD", "SGD+momentum" (momentum 0.9) or "Adam", each from `torch.optim` with
+    learning rate `lr`, starting at `init` = (w, b). Everything runs in float32 on the CPU, as in
+    the chapter. Returns a dict:
+
+    - `path`: a (k, 2) tensor of (w, b), the start followed by the point after each step;
+    - `losses`: a (k,) tensor, the MSE at each point of `path`;
+    - `status`: "diverged" (a loss became inf/nan or ended above where it started), "converged"
+      (the loss changed by less than 1e-4, relatively, over the last tenth of the epochs) or
+      "still improving";
+    - `critical_lr`: 2/λ_max of the loss's Hessian, the largest lr plain gradient descent survives.
+
+    The run stops at the first non-finite loss, so `path` and `losses` hold finite values only
+    and can go straight onto a log axis.
+    """
+    if optimizer not in GD_OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(GD_OPTIMIZERS)}, got {optimizer!r}")
+    x = _torch.as_tensor(x, dtype=_torch.float32).detach().cpu()
+    y = _torch.as_tensor(y, dtype=_torch.float32).detach().cpu()
+    params = _torch.tensor([float(v) for v in init], dtype=_torch.float32)
+    if optimizer == "SGD":
+        opt = _torch.optim.SGD([params], lr=lr)
+    elif optimizer == "SGD+momentum":
+        opt = _torch.optim.SGD([params], lr=lr, momentum=0.9)
+    else:
+        opt = _torch.optim.Adam([params], lr=lr)
+
+    # The gradient is the chapter's hand-derived one (grad_fn), set on params.grad for the
+    # optimizer to use: the same numbers as loss.backward(), at half the cost per step.
+    n = x.numel()
+    path, losses, blew_up = [], [], False
+    for step in range(int(epochs) + 1):
+        residual = params[0] * x + params[1] - y
+        loss = (residual ** 2).mean()
+        if not (_torch.isfinite(loss) and _torch.isfinite(params).all()):
+            blew_up = True
+            break
+        path.append(params.clone())
+        losses.append(loss.item())
+        if step == int(epochs):
+            break  # the last entry is the loss after the final step
+        dloss_dpred = 2 * residual / n
+        params.grad = _torch.stack([(dloss_dpred * x).sum(), dloss_dpred.sum()])
+        opt.step()
+
+    losses_t = _torch.tensor(losses, dtype=_torch.float64)
+    tail = max(1, len(losses) // 10)
+    if blew_up or losses[-1] > losses[0]:
+        status = "diverged"
+    elif len(losses) > tail and abs(losses[-1 - tail] - losses[-1]) <= 1e-4 * max(abs(losses[-1]), 1e-12):
+        status = "converged"
+    else:
+        status = "still improving"
+    return {
+        "path": _torch.stack(path),
+        "losses": losses_t,
+        "status": status,
+        "critical_lr": _gd_critical_lr(x),
+    }
+
+
+def _gd_box(path: _torch.Tensor, optimum: _torch.Tensor) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A square window (same span for w and b) around the start, the optimum and the path.
+
+    The path is followed at most 1.5 spans beyond the start and the optimum, so a run that blows
+    up does not shrink the picture to a dot.
+    """
+    start = path[0].double()
+    corners = _torch.stack([start, optimum])
+    span = (corners.max(0).values - corners.min(0).values).max().clamp_min(1e-3)
+    lo = corners.min(0).values - 0.25 * span
+    hi = corners.max(0).values + 0.25 * span
+    pts = path.double()
+    lo = _torch.maximum(_torch.minimum(lo, pts.min(0).values), corners.min(0).values - 1.5 * span)
+    hi = _torch.minimum(_torch.maximum(hi, pts.max(0).values), corners.max(0).values + 1.5 * span)
+    centre, half = (lo + hi) / 2, (hi - lo).max() / 2 * 1.05
+    return (centre[0].item() - half.item(), centre[0].item() + half.item()), \
+           (centre[1].item() - half.item(), centre[1].item() + half.item())
+
+
+def draw_gd_explorer(x, y, lr: float = 1e-2, scale: float = 0.1, optimizer: str = "SGD", epochs: int = 5000,
+                     init=(1.0, 0.0)) -> dict:
+    """Run gradient descent on y ≈ w·(scale·x) + b and draw what happened. Taught in 02_autograd.
+
+    Left: the loss per epoch (log scale, cut at the first inf/nan). Right: the loss contours over
+    (w, b), drawn at the same scale on both axes (the geometry gradient descent sees), with the path
+    the optimizer took, the start (o) and the least-squares optimum (*).
+    Prints one line with the verdict ("diverged", "converged" or "still improving") and the
+    critical learning rate 2/λ_max of plain gradient descent on this input. Returns `gd_run`'s dict.
+    This is the draw function of `gd_explorer`.
+    """
+    plt = _plt()
+    xs = _torch.as_tensor(x, dtype=_torch.float32).detach().cpu() * float(scale)
+    ys = _torch.as_tensor(y, dtype=_torch.float32).detach().cpu()
+    run = gd_run(xs, ys, lr, optimizer=optimizer, epochs=epochs, init=init)
+
+    design = _torch.stack([xs.double(), _torch.ones_like(xs, dtype=_torch.float64)], dim=1)
+    optimum = _torch.linalg.lstsq(design, ys.double().unsqueeze(1)).solution.squeeze(1)
+    (w_lo, w_hi), (b_lo, b_hi) = _gd_box(run["path"], optimum)
+    ws = _torch.linspace(w_lo, w_hi, 161, dtype=_torch.float64)
+    bs = _torch.linspace(b_lo, b_hi, 161, dtype=_torch.float64)
+    grid_w, grid_b = _torch.meshgrid(ws, bs, indexing="xy")
+    surface = ((grid_w[..., None] * xs.double() + grid_b[..., None] - ys.double()) ** 2).mean(-1)
+    best = ((design @ optimum - ys.double()) ** 2).mean().item()
+    levels = _np.geomspace(max(best * 1.02, 1e-6), surface.max().item(), 14)
+
+    fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(10.0, 4.2))
+    losses = run["losses"]
+    ax_loss.semilogy(range(len(losses)), losses.numpy(), color="C0")
+    ax_loss.axhline(best, color="gray", ls=":", label="best possible")
+    ax_loss.set(xlabel="epoch", ylabel="MSE loss", title=f"{optimizer}, lr={lr:.2g}, input × {scale:g}")
+    ax_loss.legend(loc="upper right")
+
+    ax_map.contour(ws.numpy(), bs.numpy(), surface.numpy(), levels=levels, cmap="viridis", linewidths=0.8)
+    path = run["path"].numpy()
+    ax_map.plot(path[:, 0], path[:, 1], ".-", color="C3", ms=2, lw=0.8)
+    ax_map.plot(path[0, 0], path[0, 1], "o", color="C3", mfc="none", ms=8)
+    ax_map.plot(optimum[0].item(), optimum[1].item(), "*", color="k", ms=10)
+    ax_map.set(xlim=(w_lo, w_hi), ylim=(b_lo, b_hi), aspect="equal", xlabel="w", ylabel="b",
+               title="path over the loss contours")
+    fig.tight_layout()
+    plt.show()
+
+    crit = run["critical_lr"]
+    if optimizer == "SGD":
+        note = f"plain GD diverges above lr = {crit:.3g} on this input"
+    elif optimizer == "SGD+momentum":
+        note = f"with momentum 0.9 the limit is 1.9 × 2/λ_max = {1.9 * crit:.3g} (plain GD: {crit:.3g})"
+    else:
+        note = f"Adam scales each step to about lr per parameter (plain GD would diverge above {crit:.3g})"
+    steps = len(losses) - 1
+    if steps < int(epochs):
+        verdict = f"diverged: the loss overflowed after {steps} of {int(epochs)} epochs"
+    else:
+        verdict = f"{run['status']} after {int(epochs)} epochs, final loss {losses[-1].item():.4g}"
+    print(f"{verdict}; {note}")
+    return run
+
+
+def gd_explorer(x, y):
+    """Widget: learning rate, input scale, optimizer and epochs for fitting y ≈ w·x + b. Taught in 02_autograd.
+
+    Each change reruns `draw_gd_explorer` (the loss curve, the path over the loss contours, and a
+    diverged/converged verdict with the critical learning rate). Returns the ipywidgets object
+    (a notebook displays it).
+    """
+    import ipywidgets as widgets
+
+    def draw(lr=1e-2, scale=0.1, optimizer="SGD", epochs=5000):
+        draw_gd_explorer(x, y, lr=lr, scale=scale, optimizer=optimizer, epochs=epochs)
+
+    return widgets.interactive(
+        draw,
+        lr=widgets.FloatLogSlider(value=1e-2, base=10, min=-6, max=0, step=0.1, readout_format=".1e",
+                                  continuous_update=False, description="lr"),
+        scale=widgets.ToggleButtons(options=[("× 1 (raw)", 1.0), ("× 0.1 (scaled)", 0.1)], value=0.1,
+                                    description="input"),
+        optimizer=widgets.ToggleButtons(options=list(GD_OPTIMIZERS), value="SGD", description="optimizer"),
+        epochs=widgets.IntSlider(value=5000, min=10, max=5000, step=10, continuous_update=False,
+                                 description="epochs"),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# 03_nn: the neuron composer and the digit explorer
+# ----------------------------------------------------------------------------------------------
+
+# Two tanh steps of opposite sign make a bump; units 3 and 4 start switched off (output weight 0).
+NEURON_DEFAULTS = {
+    "w": (3.0, 3.0, 1.0, 1.0),
+    "b": (3.0, -3.0, 0.0, 0.0),
+    "v": (1.0, -1.0, 0.0, 0.0),
+    "c": 0.0,
+}
+
+
+def neuron_sum(x, w, b, v, c: float = 0.0):
+    """The output of one hidden layer of tanh units and a linear output. Taught in 03_nn.
+
+    `x` is a 1-D array of inputs; unit i computes `v[i] * tanh(w[i] * x + b[i])` and the network
+    outputs their sum plus `c`. Returns `(units, total)`: an array (len(w), len(x)) with each unit's
+    contribution, and the (len(x),) output.
+    """
+    x = _np.asarray(x, dtype=_np.float64)
+    w, b, v = (_np.asarray(t, dtype=_np.float64).reshape(-1, 1) for t in (w, b, v))
+    if not (w.shape == b.shape == v.shape):
+        raise ValueError(f"w, b and v need one entry per unit, got {len(w)}, {len(b)} and {len(v)}")
+    units = v * _np.tanh(w * x + b)
+    return units, units.sum(axis=0) + float(c)
+
+
+def draw_neuron_composer(w=NEURON_DEFAULTS["w"], b=NEURON_DEFAULTS["b"], v=NEURON_DEFAULTS["v"],
+                         c: float = NEURON_DEFAULTS["c"], n_units: int = 2, x_range=(-5.0, 5.0)):
+    """Draw each tanh unit's contribution and their sum (DLwPT fig. 6.6, live). Taught in 03_nn.
+
+    Uses the first `n_units` (2-4) entries of `w`, `b` and `v`. Left: unit i's curve
+    `v[i] * tanh(w[i] x + b[i])`, each a step whose position is -b/w, whose steepness is w and whose
+    height is 2 v. Right: the network's output, their sum plus `c`. Returns that output as an array
+    over 401 points of `x_range`. This is the draw function of `neuron_composer`.
+    """
+    plt = _plt()
+    n = int(n_units)
+    if not 1 <= n <= len(w):
+        raise ValueError(f"n_units must be between 1 and {len(w)}, got {n_units}")
+    x = _np.linspace(float(x_range[0]), float(x_range[1]), 401)
+    units, total = neuron_sum(x, w[:n], b[:n], v[:n], c)
+    fig, (ax_units, ax_sum) = plt.subplots(1, 2, figsize=(10.0, 3.4), sharey=True)
+    for i, curve in enumerate(units):
+        ax_units.plot(x, curve, label=f"unit {i + 1}: {v[i]:+.1f}·tanh({w[i]:.1f}x {b[i]:+.1f})")
+    ax_units.set(xlabel="x", ylabel="contribution", title="each hidden unit, scaled by its output weight")
+    ax_units.legend(fontsize=7, loc="lower right")
+    ax_sum.plot(x, total, color="k", lw=2)
+    ax_sum.set(xlabel="x", title=f"network output: the sum{' + c' if c else ''}")
+    fig.tight_layout()
+    plt.show()
+    return total
+
+
+def neuron_composer(n_max: int = 4):
+    """Widget: sliders for the weights and biases of up to four tanh units and their output weights. Taught in 03_nn.
+
+    Each change redraws `draw_neuron_composer`. Returns the ipywidgets object (a notebook shows it).
+    """
+    import ipywidgets as widgets
+
+    def slider(value, lo, hi, description):
+        return widgets.FloatSlider(value=value, min=lo, max=hi, step=0.1, description=description,
+                                   continuous_update=False, readout_format=".1f",
+                                   layout=widgets.Layout(width="250px"))
+
+    controls = {"n_units": widgets.IntSlider(value=2, min=2, max=n_max, description="units",
+                                             continuous_update=False)}
+    for i in range(n_max):
+        controls[f"w{i + 1}"] = slider(NEURON_DEFAULTS["w"][i], -6.0, 6.0, f"w{i + 1}")
+        controls[f"b{i + 1}"] = slider(NEURON_DEFAULTS["b"][i], -6.0, 6.0, f"b{i + 1}")
+        controls[f"v{i + 1}"] = slider(NEURON_DEFAULTS["v"][i], -2.0, 2.0, f"v{i + 1}")
+    controls["c"] = slider(NEURON_DEFAULTS["c"], -2.0, 2.0, "c")
+
+    def draw(**values):
+        k = range(1, n_max + 1)
+        draw_neuron_composer(w=[values[f"w{i}"] for i in k], b=[values[f"b{i}"] for i in k],
+                             v=[values[f"v{i}"] for i in k], c=values["c"], n_units=values["n_units"])
+
+    output = widgets.interactive_output(draw, controls)
+    rows = [widgets.HBox([controls[f"{p}{i + 1}"] for p in "wbv"]) for i in range(n_max)]
+    return widgets.VBox([widgets.HBox([controls["n_units"], controls["c"]]), *rows, output])
+
+
+def draw_digit_explorer(model, images, labels, index: int = 0, shift: int = 0):
+    """Show one digit, shifted right by `shift` pixels, and a model's class probabilities. Taught in 03_nn.
+
+    `images` is (N, 28, 28) in [0, 1] and `labels` (N,) class indices; `model` maps a (B, 784)
+    float32 batch to (B, 10) logits (it is put in eval mode and run on its own device, without
+    grad). The shift is `torch.roll` along the width, so pixels leaving on the right come back on
+    the left (the digits' borders are blank). Returns the 10 probabilities as a tensor.
+    """
+    plt = _plt()
+    image = _torch.roll(_torch.as_tensor(images[int(index)], dtype=_torch.float32), int(shift), dims=-1)
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else _torch.device("cpu")
+    model.eval()
+    with _torch.no_grad():
+        probs = _torch.softmax(model(image.reshape(1, -1).to(device)), dim=1)[0].cpu()
+    label = int(labels[int(index)])
+    fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(8.0, 3.0), gridspec_kw={"width_ratios": [1, 2]})
+    ax_img.imshow(image.numpy(), cmap="gray_r")
+    ax_img.set_title(f"digit {label}, shifted {int(shift)} px")
+    ax_img.axis("off")
+    colours = ["C2" if k == label else "C0" for k in range(len(probs))]
+    ax_bar.bar(range(len(probs)), probs.numpy(), color=colours)
+    ax_bar.set(xticks=range(len(probs)), ylim=(0, 1), xlabel="class", ylabel="probability",
+               title=f"predicted {int(probs.argmax())} (true class in green)")
+    fig.tight_layout()
+    plt.show()
+    return probs
+
+
+def digit_explorer(model, images, labels):
+    """Widget: pick a validation digit and a shift; see the image and the model's probabilities. Taught in 03_nn.
+
+    Each change redraws `draw_digit_explorer`. Returns the ipywidgets object (a notebook shows it).
+    """
+    import ipywidgets as widgets
+
+    def draw(index=0, shift=0):
+        draw_digit_explorer(model, images, labels, index=index, shift=shift)
+
+    return widgets.interactive(
+        draw,
+        index=widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="digit",
+                                continuous_update=False),
+        shift=widgets.IntSlider(value=0, min=-6, max=6, description="shift (px)", continuous_update=False),
+    )

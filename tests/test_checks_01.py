@@ -1,0 +1,459 @@
+"""The checks of 01_tensors: right answers pass; stubs, crashes and plausible mistakes fail; nothing raises.
+
+The right answers here are written independently of the chapter's solutions (other formulas, other
+library calls), so a check that only accepts one spelling of the answer would show up.
+"""
+
+import inspect
+import json.decoder
+import math
+import re
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils import data
+from course_utils.checks import FAIL_MARK, PASS_MARK, run_check
+
+
+def passes(exercise_id, *answers):
+    ok, line = run_check(exercise_id, *answers)
+    assert ok is True, line
+    assert line.startswith(PASS_MARK)
+    return line
+
+
+def fails(exercise_id, *answers, fragment=""):
+    ok, line = run_check(exercise_id, *answers)
+    assert ok is False, line
+    assert line.startswith(FAIL_MARK) and "\n" not in line
+    assert fragment.lower() in line.lower(), line
+    return line
+
+
+def boom(*args, **kwargs):
+    raise ValueError("learner bug")
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.1
+# ------------------------------------------------------------------------------------------------
+
+RIGHT_01_1 = {"shape": torch.Size([2, 2]), "storage_offset": 4, "stride": [3, 1],
+              "is_contiguous": False, "a_b_share_storage": True}
+
+
+def test_01_1_right():
+    passes("01.1", RIGHT_01_1)
+    a = torch.arange(9)
+    c = a.view(3, 3)[1:, 1:]
+    passes("01.1", {"shape": tuple(c.shape), "storage_offset": c.storage_offset(), "stride": c.stride(),
+                    "is_contiguous": c.is_contiguous(), "a_b_share_storage": True})
+
+
+@pytest.mark.parametrize("field, value", [("storage_offset", 0), ("stride", (2, 1)), ("is_contiguous", True),
+                                          ("a_b_share_storage", False), ("shape", (3, 3)), ("storage_offset", True)])
+def test_01_1_wrong_field_is_named(field, value):
+    fails("01.1", {**RIGHT_01_1, field: value}, fragment=field)
+
+
+@pytest.mark.parametrize("answer", [..., None, [1, 2], {"shape": (2, 2)}])
+def test_01_1_stub_and_wrong_types(answer):
+    fails("01.1", answer)
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.2
+# ------------------------------------------------------------------------------------------------
+
+
+def address_right(offset, stride, index):
+    return int(np.dot(np.asarray(stride, dtype=np.int64), np.asarray(index, dtype=np.int64))) + offset
+
+
+def storage_right(t):
+    return torch.empty(0, dtype=t.dtype).set_(t.untyped_storage())
+
+
+def test_01_2_right():
+    passes("01.2", address_right, storage_right)
+
+
+def test_01_2_wrong():
+    fails("01.2", lambda o, s, i: sum(a * b for a, b in zip(s, i)), storage_right, fragment="element_address")
+    fails("01.2", address_right, lambda t: t.flatten(), fragment="storage_view")
+    # counts the storage in 4-byte floats whatever the dtype
+    fails("01.2", address_right, lambda t: torch.as_strided(t, (t.untyped_storage().nbytes() // 4,), (1,), 0))
+    # starts at the view's offset instead of position 0
+    fails("01.2", address_right,
+          lambda t: torch.as_strided(t, (t.untyped_storage().nbytes() // t.element_size(),), (1,), t.storage_offset()))
+
+
+def test_01_2_stub_and_crash():
+    fails("01.2", ..., storage_right, fragment="not answered")
+    fails("01.2", address_right, None)
+    fails("01.2", lambda o, s, i: None, storage_right, fragment="returned None")
+    fails("01.2", boom, storage_right, fragment="raised")
+    fails("01.2", address_right, boom, fragment="raised")
+    fails("01.2", lambda o, s, i: float(o), storage_right)
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.3
+# ------------------------------------------------------------------------------------------------
+
+
+def contiguous_right(shape, stride):
+    if math.prod(shape) == 0:
+        return True
+    kept = [(size, step) for size, step in zip(shape, stride) if size != 1]
+    expected = [math.prod(size for size, _ in kept[k + 1:]) for k in range(len(kept))]
+    return [step for _, step in kept] == expected
+
+
+def test_01_3_right():
+    passes("01.3", contiguous_right)
+
+
+def test_01_3_wrong():
+    # the textbook formula that forgets size-1 dimensions and empty tensors
+    def strict(shape, stride):
+        return tuple(stride) == tuple(math.prod(shape[k + 1:]) for k in range(len(shape)))
+
+    fails("01.3", strict, fragment="is_contiguous_manual")
+    fails("01.3", lambda shape, stride: list(stride) == sorted(stride, reverse=True))
+    fails("01.3", lambda shape, stride: 1 if contiguous_right(shape, stride) else 0, fragment="True or False")
+
+
+def test_01_3_stub_and_crash():
+    fails("01.3", ...)
+    fails("01.3", lambda shape, stride: None, fragment="returned None")
+    fails("01.3", boom, fragment="raised")
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.4
+# ------------------------------------------------------------------------------------------------
+
+
+def test_01_4():
+    passes("01.4", torch.arange(9).double().sqrt_())
+    passes("01.4", torch.sqrt(torch.arange(9)))
+    fails("01.4", torch.arange(9), fragment="dtype")
+    fails("01.4", torch.arange(9.0), fragment="sqrt")
+    fails("01.4", torch.arange(9.0).sqrt()[:8], fragment="shape")
+    fails("01.4", [math.sqrt(i) for i in range(9)], fragment="tensor")
+    fails("01.4", ..., fragment="not answered")
+    fails("01.4", None)
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.5
+# ------------------------------------------------------------------------------------------------
+
+
+def broadcast_right(s1, s2):
+    out = []
+    for d1, d2 in __import__("itertools").zip_longest(reversed(s1), reversed(s2), fillvalue=1):
+        if 1 not in (d1, d2) and d1 != d2:
+            return None
+        out.insert(0, max(d1, d2) if 0 not in (d1, d2) else 0)
+    return torch.Size(out)
+
+
+def test_01_5_right():
+    passes("01.5", broadcast_right)
+
+
+def test_01_5_wrong():
+    def left_aligned(s1, s2):
+        s1, s2 = list(s1) + [1] * (len(s2) - len(s1)), list(s2) + [1] * (len(s1) - len(s2))
+        if any(a != b and 1 not in (a, b) for a, b in zip(s1, s2)):
+            return None
+        return tuple(max(a, b) for a, b in zip(s1, s2))
+
+    fails("01.5", left_aligned, fragment="broadcast_shape")
+    fails("01.5", lambda s1, s2: tuple(max(a, b) for a, b in zip(s1[::-1], s2[::-1]))[::-1])  # drops extra dims
+    fails("01.5", lambda s1, s2: broadcast_right(s1, s2) or (), fragment="incompatible")  # never None
+
+
+def test_01_5_stub_and_crash():
+    fails("01.5", None)
+    fails("01.5", lambda s1, s2: None, fragment="returned None")
+    fails("01.5", boom, fragment="raised")
+    fails("01.5", lambda s1, s2: "(2, 3)", fragment="tuple")
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.6
+# ------------------------------------------------------------------------------------------------
+
+
+def test_01_6_right():
+    passes("01.6", lambda x, m, s: (x - m.view(-1, 1, 1)) / s.view(-1, 1, 1))
+    passes("01.6", lambda x, m, s: torch.einsum("...chw,c->...chw", x - m[:, None, None], 1 / s))
+
+
+def test_01_6_wrong():
+    fails("01.6", lambda x, m, s: (x - m) / s)  # lines up with the last dimension
+    fails("01.6", lambda x, m, s: (x - m.view(1, -1, 1, 1)) / s.view(1, -1, 1, 1), fragment="shape")  # batch only
+
+    def in_place(x, m, s):
+        x -= m[:, None, None]
+        x /= s[:, None, None]
+        return x
+
+    fails("01.6", in_place, fragment="changed its input")
+    fails("01.6", lambda x, m, s: x - m[:, None, None])  # forgot the std
+
+
+def test_01_6_stub_and_crash():
+    fails("01.6", ...)
+    fails("01.6", lambda x, m, s: None, fragment="returned None")
+    fails("01.6", boom, fragment="raised")
+    fails("01.6", lambda x, m, s: ((x - m[:, None, None]) / s[:, None, None]).numpy(), fragment="tensor")
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.7
+# ------------------------------------------------------------------------------------------------
+
+
+def one_loop_rows(a, b):
+    return torch.stack([(a[i][:, None] * b).sum(0) for i in range(a.shape[0])])
+
+
+def einsum_right(a, b):
+    return torch.einsum("mk,kn->mn", a, b)
+
+
+def test_01_7_right():
+    passes("01.7", one_loop_rows, einsum_right)
+    passes("01.7", one_loop_rows, lambda a, b: torch.matmul(a, b))
+
+
+def test_01_7_wrong():
+    fails("01.7", lambda a, b: (a[:, :, None] * b[None]).sum(0), einsum_right)  # sums the wrong axis
+    fails("01.7", one_loop_rows, lambda a, b: torch.einsum("ik,kj->ji", a, b))  # transposed result
+    fails("01.7", one_loop_rows, lambda a, b: torch.einsum("ik,kj->ik", a, b))  # keeps k instead of summing it
+
+    def slow_einsum(a, b):  # right numbers, but as slow as Python loops
+        time.sleep(0.05)
+        return a @ b
+
+    fails("01.7", one_loop_rows, slow_einsum, fragment="faster")
+
+
+def test_01_7_stub_and_crash():
+    fails("01.7", ..., einsum_right)
+    fails("01.7", one_loop_rows, lambda a, b: None, fragment="returned None")
+    fails("01.7", boom, einsum_right, fragment="raised")
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.8
+# ------------------------------------------------------------------------------------------------
+
+NAMES = ["chelsea", "coffee", "astronaut", "horse"]
+
+
+def photo_answers():
+    means = np.stack([data.photo(n)[..., :3].reshape(-1, 3).mean(axis=0) / 255 for n in NAMES])
+    bright = means.mean(axis=1)
+    relative = means / bright[:, None]
+    dominant = {c: NAMES[int(np.argmax(relative[:, k]))] for k, c in enumerate(["red", "green", "blue"])}
+    return means, bright, dominant
+
+
+def test_01_8():
+    means, bright, dominant = photo_answers()
+    passes("01.8", means, bright, dominant)
+    passes("01.8", torch.tensor(means), list(bright), dominant)
+    fails("01.8", means * 255, bright * 255, dominant, fragment="[0, 1]")
+    four_channel = np.stack([data.photo(n)[..., :3].reshape(-1, 3).mean(axis=0) / 255 for n in NAMES[:3]]
+                            + [data.photo("horse").reshape(-1, 4)[:, :3].mean(axis=0) / 255])
+    raw_argmax = {c: NAMES[int(np.argmax(means[:, k]))] for k, c in enumerate(["red", "green", "blue"])}
+    fails("01.8", means, bright, raw_argmax, fragment="dominant")
+    fails("01.8", means, data.photo("horse")[..., :4].reshape(-1, 4).mean(0)[None].repeat(4, 0)[:, 0] / 255, dominant)
+    fails("01.8", means.T, bright, dominant, fragment="shape")
+    fails("01.8", means, bright, {"red": "coffee"}, fragment="green")
+    fails("01.8", means, bright, ["coffee", "horse", "horse"], fragment="dict")
+    fails("01.8", ..., ..., ..., fragment="not answered")
+    fails("01.8", means, None, dominant, fragment="not answered")
+    assert four_channel.shape == (4, 3)
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.9
+# ------------------------------------------------------------------------------------------------
+
+
+def prepare_right(table):
+    feats = table[:, :9]
+    feats = (feats - feats.mean(0, keepdim=True)) / feats.std(0, unbiased=False, keepdim=True)
+    onehot = F.one_hot(table[:, 9].long() - 1, 5).to(torch.float32)
+    return feats, onehot
+
+
+def test_01_9_right():
+    passes("01.9", prepare_right)
+
+
+def test_01_9_wrong():
+    fails("01.9", lambda t: (prepare_right(t)[0], F.one_hot(t[:, 9].long() - 1, 5)), fragment="float")
+    fails("01.9", lambda t: (prepare_right(t)[0], F.one_hot(t[:, 9].long() % 5, 5).float()), fragment="wrong column")
+    fails("01.9", lambda t: (t[:, :9], prepare_right(t)[1]), fragment="mean 0")
+    fails("01.9", lambda t: ((t[:, 1:] - t[:, 1:].mean(0)) / t[:, 1:].std(0), prepare_right(t)[1]))
+    fails("01.9", lambda t: list(prepare_right(t))[:1], fragment="two tensors")
+
+    def in_place(t):
+        t[:, :9] -= t[:, :9].mean(0)
+        return prepare_right(t)
+
+    fails("01.9", in_place, fragment="changed")
+    full = None
+
+    def hard_coded(t):
+        nonlocal full
+        if full is None:
+            full = prepare_right(t)
+        return full
+
+    fails("01.9", hard_coded, fragment="5,000")
+
+
+def test_01_9_stub_and_crash():
+    fails("01.9", None)
+    fails("01.9", lambda t: None, fragment="returned None")
+    fails("01.9", boom, fragment="raised")
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.10
+# ------------------------------------------------------------------------------------------------
+
+
+def build_days_right(hourly):
+    per_day = hourly.reshape(hourly.shape[0] // 24, 24, 15).permute(0, 2, 1)
+    weather = F.one_hot(per_day[:, 6].long() - 1, 4).permute(0, 2, 1).float()
+    return torch.cat([per_day, weather], dim=1)
+
+
+def weather_means_right():
+    frame = data.ewr_hourly()
+    return frame.groupby("weathersit")["departures"].mean().sort_index().to_numpy()
+
+
+def test_01_10_right():
+    passes("01.10", build_days_right, weather_means_right())
+    passes("01.10", build_days_right, list(weather_means_right()))
+
+
+def test_01_10_wrong():
+    means = weather_means_right()
+    fails("01.10", lambda h: build_days_right(h).double(), means, fragment="float32")
+    fails("01.10", lambda h: torch.cat([h.view(-1, 24, 15), F.one_hot(h.view(-1, 24, 15)[..., 6].long() - 1, 4).float()], 2),
+          means, fragment="shape")
+    fails("01.10", lambda h: torch.cat([h.view(-1, 15, 24), build_days_right(h)[:, 15:]], 1), means)  # view without transpose
+    fails("01.10", lambda h: build_days_right(h)[:, list(range(15)) + [16, 17, 18, 15]], means, fragment="weather")
+    fails("01.10", build_days_right, means[::-1].copy(), fragment="weather_means")
+    fails("01.10", build_days_right, means[:3], fragment="shape")
+    real = build_days_right(torch.from_numpy(np.loadtxt(data.path("ewr_hourly"), dtype=np.float32, delimiter=",", skiprows=1)))
+    fails("01.10", lambda h: real, means, fragment="shape")  # hard-coded result
+
+
+def test_01_10_stub_and_crash():
+    fails("01.10", ..., ..., fragment="not answered")
+    fails("01.10", build_days_right, ..., fragment="not answered")
+    fails("01.10", boom, weather_means_right(), fragment="raised")
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.11
+# ------------------------------------------------------------------------------------------------
+
+
+def index_right(text):
+    words = re.findall(r"[a-z0-9_]+", text.lower())
+    return dict(map(reversed, enumerate(sorted(set(words)))))
+
+
+def onehot_right():
+    source = inspect.getsource(json.decoder)
+    words = re.findall(r"[a-z0-9_]+", source.lower())
+    index = index_right(source)
+    return F.one_hot(torch.tensor([index[w] for w in words]), len(index))
+
+
+def test_01_11_right():
+    passes("01.11", index_right, onehot_right(), "austen")
+    passes("01.11", index_right, onehot_right().float().numpy(), "Austen")
+
+
+def test_01_11_wrong():
+    onehot = onehot_right()
+    fails("01.11", index_right, onehot, "python", fragment="bigger_vocabulary")
+    fails("01.11", index_right, onehot, "pride and prejudice", fragment="austen")
+    fails("01.11", lambda t: {w: i for i, w in enumerate(sorted(set(t.split())))}, onehot, "austen", fragment="build_index")
+    fails("01.11", lambda t: {w: i for i, w in enumerate(dict.fromkeys(re.findall(r"[a-z0-9_]+", t.lower())))},
+          onehot, "austen", fragment="sorted")
+    fails("01.11", lambda t: {w: i for i, w in enumerate(sorted(set(re.findall(r"[a-zA-Z0-9_]+", t))))},
+          onehot, "austen", fragment="build_index")
+    fails("01.11", index_right, onehot[:, :-1], "austen", fragment="shape")
+    fails("01.11", index_right, onehot.flip(0), "austen", fragment="wrong places")
+    fails("01.11", lambda t: list(index_right(t)), onehot, "austen", fragment="dict")
+
+
+def test_01_11_stub_and_crash():
+    fails("01.11", ..., ..., ..., fragment="not answered")
+    fails("01.11", index_right, ..., "austen", fragment="not answered")
+    fails("01.11", lambda t: None, onehot_right(), "austen", fragment="returned None")
+    fails("01.11", boom, onehot_right(), "austen", fragment="raised")
+
+
+# ------------------------------------------------------------------------------------------------
+# 01.12
+# ------------------------------------------------------------------------------------------------
+
+
+def window_right(hu, level, width):
+    return torch.clip((hu.to(torch.float64) - level) / width + 0.5, 0, 1).to(torch.float32)
+
+
+def bone_right():
+    volume, _ = data.ct_volume()
+    return np.count_nonzero((volume >= 226) & (volume <= 3071))
+
+
+def test_01_12_right():
+    passes("01.12", window_right, bone_right())
+    passes("01.12", window_right, torch.tensor(int(bone_right())))
+
+
+def test_01_12_wrong():
+    bone = int(bone_right())
+    fails("01.12", lambda hu, l, w: window_right(hu, l, w).double(), bone, fragment="float32")
+    fails("01.12", lambda hu, l, w: ((hu.float() - l) / w).clamp(0, 1), bone)  # level as the lower edge
+    fails("01.12", lambda hu, l, w: ((hu.float() - (l - w / 2)) / w), bone)  # no clipping
+    fails("01.12", lambda hu, l, w: hu.float().sub_(l - w / 2).div_(w).clamp_(0, 1) if hu.is_floating_point()
+          else window_right(hu, l, w), bone, fragment="changed its input")
+    volume, _ = data.ct_volume()
+    fails("01.12", window_right, int(((volume > 226) & (volume < 3071)).sum()), fragment="both ends")
+    fails("01.12", window_right, float(bone), fragment="int")
+    fails("01.12", window_right, True, fragment="int")
+
+
+def test_01_12_stub_and_crash():
+    fails("01.12", ..., ..., fragment="not answered")
+    fails("01.12", window_right, ..., fragment="not answered")
+    fails("01.12", lambda hu, l, w: None, int(bone_right()), fragment="returned None")
+    fails("01.12", boom, int(bone_right()), fragment="raised")
+
+
+def test_every_check_is_registered_in_order():
+    from course_utils.checks import exercises_of
+
+    assert [ex.id for ex in exercises_of("01")] == [f"01.{k}" for k in range(1, 13)]
