@@ -53,12 +53,24 @@ def test_installed_versions_match_the_pins():
         assert installed == version, f"{name}: installed {installed}, pinned {version}: run `make setup`"
 
 
+def python_sources() -> list[str]:
+    """The code of the package, the tests, and every chapter's code cells (magics made `pass`)."""
+    import jupytext
+
+    files = list((ROOT / "course_utils").rglob("*.py")) + list((ROOT / "tests").glob("*.py"))
+    sources = [path.read_text(encoding="utf-8") for path in files]
+    for path in (ROOT / "chapters").glob("[0-9]*.py"):
+        for cell in jupytext.read(path).cells:
+            if cell.cell_type == "code":
+                lines = cell.source.split("\n")
+                sources.append("\n".join(re.sub(r"^(\s*)[%!].*$", r"\1pass", line) for line in lines))
+    return sources
+
+
 def imported_top_level_modules() -> set[str]:
-    files = list((ROOT / "course_utils").rglob("*.py")) + list((ROOT / "chapters").glob("[0-9]*.py"))
-    files += list((ROOT / "tests").glob("*.py"))
     modules = set()
-    for path in files:
-        tree = ast.parse(path.read_text(encoding="utf-8").replace("%pip", "#pip"))
+    for source in python_sources():
+        tree = ast.parse(source)
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 modules |= {alias.name.split(".")[0] for alias in node.names}
