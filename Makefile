@@ -12,6 +12,8 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 JOBS   ?= 2
 LAB_ARGS ?=
+# JupyterLab refuses to start as root (containers, CI) unless told that this is deliberate.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL  := --nbval --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=600
 
 .PHONY: setup lab test test-gpu build data clean
@@ -30,7 +32,7 @@ $(READY): requirements.txt pyproject.toml
 	touch $@
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=. $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=. $(LAB_ROOT) $(LAB_ARGS)
 
 data: setup
 	$(BIN)/course data
