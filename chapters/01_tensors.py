@@ -319,8 +319,12 @@ print("after zero_():", zeros.tolist())
 # cells light up, and whether the result still shares memory with the base: `.contiguous()` and `.reshape()`
 # after a transpose copy, everything else here does not.
 
+# %%
+_ = plots.show_view((3, 4), "[:, 1:].t()")
+plt.show()
+
 # %% tags=["nbval-ignore-output"]
-explorer = plots.stride_explorer()
+plots.stride_explorer()
 
 # %% [markdown]
 # The explorer's starting view, drawn once for readers of the static page:
@@ -813,7 +817,7 @@ plt.show()
 # white matter separate) and level 500 / width 2000 (bone).
 
 # %% tags=["nbval-ignore-output"]
-slicer = plots.ct_slicer(vol, spacing)
+plots.ct_slicer(vol, spacing)
 
 # %%
 plots.draw_ct_slice(vol, spacing, axis=1, level=40, width=400)

@@ -23,6 +23,33 @@ def _plt():
     return plt
 
 
+def explorer(draw, layout=None, note: str = "Move a control to draw with those settings.", **controls):
+    """An ipywidgets explorer that calls `draw(**values)` whenever a control changes. Taught in 01_tensors.
+
+    Unlike `widgets.interact`, nothing is computed while the cell runs: drawing a figure into an
+    Output widget during a scripted run (nbclient, nbval) can leave it waiting forever for a reply
+    the kernel has already sent (nbclient issue #312). So each chapter draws the default picture
+    with a plain call of its draw function in the cell before, and the explorer takes over from
+    there. `layout` (optional) arranges the controls, e.g. a VBox of HBoxes; the default stacks them.
+    Returns the box (a notebook displays it); `box.redraw()` draws with the current values.
+    """
+    import ipywidgets as widgets
+
+    out = widgets.Output()
+    out.append_stdout(note + "\n")
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            draw(**{name: control.value for name, control in controls.items()})
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    box = widgets.VBox([layout if layout is not None else widgets.VBox(list(controls.values())), out])
+    box.redraw = redraw
+    return box
+
+
 def storage_elements(t: _torch.Tensor) -> _torch.Tensor:
     """The whole storage behind `t` as a flat 1-D view (no copy). Taught in 01_tensors.
 
@@ -239,9 +266,9 @@ def stride_explorer(shapes=((3, 4), (2, 3, 4), (4, 4), (12,))):
     example_box.observe(pick_example, names="value")
     shape_box.observe(redraw, names="value")
     chain_box.observe(redraw, names="value")
-    redraw()
+    out.append_stdout("Pick a shape or type an indexing chain to draw it (nothing is drawn until then).\n")
     box = widgets.VBox([widgets.HBox([shape_box, example_box]), chain_box, out])
-    display(box)
+    box.redraw = redraw
     return box
 
 
@@ -433,12 +460,12 @@ def ct_slicer(volume, spacing=(1.0, 1.0, 1.0)):
         draw_ct_slice(volume, spacing, axis=axis, index=index, level=level, width=width)
         plt.show()
 
-    return widgets.interact(
+    return explorer(
         draw,
-        axis=widgets.Dropdown(options=[("axial", 0), ("coronal", 1), ("sagittal", 2)], value=0),
-        position=widgets.FloatSlider(min=0.0, max=1.0, step=0.01, value=0.5, continuous_update=False),
-        level=widgets.IntSlider(min=-1000, max=1500, step=10, value=40, continuous_update=False),
-        width=widgets.IntSlider(min=10, max=4000, step=10, value=400, continuous_update=False),
+        axis=widgets.Dropdown(options=[("axial", 0), ("coronal", 1), ("sagittal", 2)], value=0, description="axis"),
+        position=widgets.FloatSlider(min=0.0, max=1.0, step=0.01, value=0.5, continuous_update=False, description="position"),
+        level=widgets.IntSlider(min=-1000, max=1500, step=10, value=40, continuous_update=False, description="level"),
+        width=widgets.IntSlider(min=10, max=4000, step=10, value=400, continuous_update=False, description="width"),
     )
 
 
@@ -602,25 +629,37 @@ def draw_gd_explorer(x, y, lr: float = 1e-2, scale: float = 0.1, optimizer: str 
 def gd_explorer(x, y):
     """Widget: learning rate, input scale, optimizer and epochs for fitting y ≈ w·x + b. Taught in 02_autograd.
 
-    Each change reruns `draw_gd_explorer` (the loss curve, the path over the loss contours, and a
-    diverged/converged verdict with the critical learning rate). Returns the ipywidgets object
-    (a notebook displays it).
+    Each change of a control (or a press of "draw") reruns `draw_gd_explorer`: the loss curve, the
+    path over the loss contours, and a diverged/converged verdict with the critical learning rate.
+    Nothing is computed while the widget is built, only when a control is used: a notebook shows the
+    default picture with a plain `draw_gd_explorer(...)` call. (Drawing a figure into an Output
+    widget while a cell executes can leave a scripted run, nbclient or nbval, waiting forever for a
+    reply that the kernel has sent.) Returns the ipywidgets box (a notebook displays it).
     """
     import ipywidgets as widgets
 
-    def draw(lr=1e-2, scale=0.1, optimizer="SGD", epochs=5000):
-        draw_gd_explorer(x, y, lr=lr, scale=scale, optimizer=optimizer, epochs=epochs)
+    lr = widgets.FloatLogSlider(value=1e-2, base=10, min=-6, max=0, step=0.1, readout_format=".1e",
+                                continuous_update=False, description="lr")
+    scale = widgets.ToggleButtons(options=[("× 1 (raw)", 1.0), ("× 0.1 (scaled)", 0.1)], value=0.1,
+                                  description="input")
+    optimizer = widgets.ToggleButtons(options=list(GD_OPTIMIZERS), value="SGD", description="optimizer")
+    epochs = widgets.IntSlider(value=5000, min=10, max=5000, step=10, continuous_update=False,
+                               description="epochs")
+    button = widgets.Button(description="draw")
+    out = widgets.Output()
+    out.append_stdout("Press draw, or move a control, to run gradient descent with these settings.\n")
 
-    return widgets.interactive(
-        draw,
-        lr=widgets.FloatLogSlider(value=1e-2, base=10, min=-6, max=0, step=0.1, readout_format=".1e",
-                                  continuous_update=False, description="lr"),
-        scale=widgets.ToggleButtons(options=[("× 1 (raw)", 1.0), ("× 0.1 (scaled)", 0.1)], value=0.1,
-                                    description="input"),
-        optimizer=widgets.ToggleButtons(options=list(GD_OPTIMIZERS), value="SGD", description="optimizer"),
-        epochs=widgets.IntSlider(value=5000, min=10, max=5000, step=10, continuous_update=False,
-                                 description="epochs"),
-    )
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            draw_gd_explorer(x, y, lr=lr.value, scale=scale.value, optimizer=optimizer.value, epochs=epochs.value)
+
+    for control in (lr, scale, optimizer, epochs):
+        control.observe(redraw, names="value")
+    button.on_click(redraw)
+    box = widgets.VBox([widgets.HBox([lr, epochs]), scale, optimizer, button, out])
+    box.redraw = redraw  # for tests and scripts: draw with the current settings
+    return box
 
 
 # ----------------------------------------------------------------------------------------------
@@ -703,9 +742,9 @@ def neuron_composer(n_max: int = 4):
         draw_neuron_composer(w=[values[f"w{i}"] for i in k], b=[values[f"b{i}"] for i in k],
                              v=[values[f"v{i}"] for i in k], c=values["c"], n_units=values["n_units"])
 
-    output = widgets.interactive_output(draw, controls)
     rows = [widgets.HBox([controls[f"{p}{i + 1}"] for p in "wbv"]) for i in range(n_max)]
-    return widgets.VBox([widgets.HBox([controls["n_units"], controls["c"]]), *rows, output])
+    layout = widgets.VBox([widgets.HBox([controls["n_units"], controls["c"]]), *rows])
+    return explorer(draw, layout=layout, **controls)
 
 
 def draw_digit_explorer(model, images, labels, index: int = 0, shift: int = 0):
@@ -747,7 +786,7 @@ def digit_explorer(model, images, labels):
     def draw(index=0, shift=0):
         draw_digit_explorer(model, images, labels, index=index, shift=shift)
 
-    return widgets.interactive(
+    return explorer(
         draw,
         index=widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="digit",
                                 continuous_update=False),

@@ -179,4 +179,20 @@ def test_show_ct_planes_and_slicer():
     fig = plots.show_ct_planes(_volume(), (1.5, 1.0, 1.0))
     assert len(fig.axes) == 3
     slicer = plots.ct_slicer(_volume(), (1.5, 1.0, 1.0))
-    assert hasattr(slicer, "widget")
+    controls = slicer.children[0].children
+    assert [c.description for c in controls] == ["axis", "position", "level", "width"]
+    controls[1].value = 0.2  # moving a control draws a slice
+    assert hasattr(slicer, "redraw")
+
+
+def test_explorer_draws_nothing_until_a_control_changes():
+    import ipywidgets as widgets
+
+    calls = []
+    slider = widgets.IntSlider(value=1, min=0, max=5)
+    box = plots.explorer(lambda n: calls.append(n), n=slider)
+    assert calls == []  # building it computes nothing (a scripted run could hang on a drawing)
+    slider.value = 3
+    assert calls == [3]
+    box.redraw()
+    assert calls == [3, 3]

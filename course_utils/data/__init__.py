@@ -14,6 +14,7 @@ Modules, by concern:
     loaders    path, load and the typed loaders below
     debian, online          apt-get download + unpack; checked downloads
     tables, images, ct, text   the builders of each prepared file
+    vision     04_cnns: PNG folders (fmnist_png) and the synthetic sky_shapes
     literals   thermometer(): the readings of 02_autograd
     command    `course data`
 """
@@ -28,6 +29,7 @@ from course_utils.data.loaders import (
     ct_volume,
     ewr_hourly,
     fashion_mnist,
+    fmnist_png,
     human_numbers,
     load,
     mnist5k,
@@ -43,6 +45,7 @@ from course_utils.data.online import online_enabled
 from course_utils.data.prepare import dataset_table, ensure, prepare, readiness, status
 from course_utils.data.registry import DATASETS, PHOTOS, TABLES, Dataset
 from course_utils.data.literals import thermometer
+from course_utils.data.vision import box_area_fraction, export_png_folders, sky_shapes
 
 __all__ = [
     "DATASETS",
@@ -60,7 +63,10 @@ __all__ = [
     "dataset_table",
     "ensure",
     "ewr_hourly",
+    "box_area_fraction",
+    "export_png_folders",
     "fashion_mnist",
+    "fmnist_png",
     "human_numbers",
     "load",
     "mnist5k",
@@ -72,6 +78,7 @@ __all__ = [
     "prepare",
     "readiness",
     "reviews",
+    "sky_shapes",
     "status",
     "table",
     "thermometer",

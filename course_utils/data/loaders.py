@@ -154,6 +154,15 @@ def fashion_mnist(train: bool = True, online: bool = False) -> tuple[torch.Tenso
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
+def fmnist_png(online: bool = False) -> Path:
+    """Folder of Fashion-MNIST PNGs: train/<class>/ (300 each) and valid/<class>/ (100 each). Taught in 04_cnns.
+
+    Class folders use the class names with '/' and ' ' replaced by '_' (T-shirt_top, Ankle_boot);
+    train images come from the training set, valid images from the test set; RGB, 28 x 28.
+    """
+    return path("fmnist_png", online)
+
+
 # ------------------------------------------------------------------------------------------------
 # Text
 # ------------------------------------------------------------------------------------------------
@@ -202,6 +211,8 @@ _LOADERS = {
     "mnist5k": mnist5k,
     "fashion_mnist": lambda online: fashion_mnist(True, online),
     "austen": lambda online: austen("prideprejudice", online),
+    "fmnist_png": fmnist_png,
+    "fmnist8_body": lambda online: __import__("course_utils.pretrained").pretrained.fmnist8_body(online),
     "human_numbers": human_numbers,
 }
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from course_utils.data import ct, images, tables, text
+from course_utils.data import ct, images, tables, text, vision
 from course_utils.data.sources import (
     Source,
     course,
@@ -311,6 +311,42 @@ _add(
         ),
         build=images.build_fashion_mnist,
         returns="(x uint8 tensor (N, 28, 28), y int64 tensor (N,)); N = 60,000 train or 10,000 test",
+    )
+)
+
+def _build_fmnist8_body(source, out: Path) -> None:
+    from course_utils.pretrained import build_fmnist8_body  # torch training code, imported only when needed
+
+    build_fmnist8_body(source, out)
+
+
+_add(
+    Dataset(
+        name="fmnist_png",
+        title="Fashion-MNIST as PNG folders: train/<class>/ 300 and valid/<class>/ 100 per class (RGB)",
+        stands_in_for="Oxford-IIIT Pets / Imagenette image folders (fastai ch. 5, 7, 14)",
+        licence="MIT",
+        citation="Xiao, Rasul & Vollgraf, Fashion-MNIST, arXiv:1708.07747, 2017; exported by course_utils",
+        chapters=("04_cnns",),
+        files=(vision.PNG_DIR,),
+        sources=(course("fashion_mnist"),),
+        build=vision.build_fmnist_png,
+        returns="pathlib.Path of the folder holding train/ and valid/",
+    )
+)
+_add(
+    Dataset(
+        name="fmnist8_body",
+        title="tiny_resnet(w=16) pretrained by the course on 8 Fashion-MNIST classes (no T-shirt, no Shirt)",
+        stands_in_for="ImageNet-pretrained ResNet weights (fastai ch. 1, 5, 15)",
+        licence="MIT (trained by the course on Fashion-MNIST)",
+        citation="course_utils.pretrained.pretrain: seed 0, CPU, one thread, 3,000 images per class, 4 epochs",
+        version="2",  # 2: 4 pretraining epochs (was 2): a body good enough that fine-tuning beats scratch
+        chapters=("04_cnns",),
+        files=("models/fmnist8_tiny_resnet_w16.pth", "models/fmnist8_tiny_resnet_w16.json"),
+        sources=(course("fashion_mnist"),),
+        build=_build_fmnist8_body,
+        returns="(tiny_resnet model in eval mode, info dict with mean, std, classes, test_accuracy)",
     )
 )
 

@@ -1,0 +1,1426 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Convolutional networks: from loops over pixels to ResNets, CAM and transfer learning
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/executable-deep-learning/blob/main/chapters/04_cnns.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/dl-course/executable-deep-learning/main?labpath=chapters%2F04_cnns.ipynb)
+#
+# **What you will learn**
+#
+# - to compute a 2-D convolution by hand (loops, then im2col + one matmul), the output-size formula, and why a
+#   conv layer's parameter count does not depend on the image size (locality and weight sharing);
+# - to build CNNs with `nn.Conv2d`, padding, stride, pooling, as `nn.Module` subclasses and functionally, to count
+#   their parameters, move them between devices and save them;
+# - to beat a fully connected network on a hard 2-class image task with *fewer* parameters, and say why;
+# - the capacity and regularization knobs (width, depth, weight decay, dropout, batch norm, skip connections), and
+#   the shared-block bug of a famous `NetResDeep`;
+# - stable training: activation statistics, 1cycle, BatchNorm, residual blocks, a small ResNet;
+# - fastai's vision stack offline: `DataBlock` on image folders, `lr_find`, `fit_one_cycle`, augmentation, TTA,
+#   mixup and label smoothing, multi-label;
+# - to look inside a CNN with hooks and class activation maps, and check that the map points at the object;
+# - transfer learning without downloads: a body the course pretrained itself, fine-tuned against training from
+#   scratch, and a case where transfer hurts.
+#
+# *Runs on a CPU in about 3 minutes.*
+
+# %%
+import sys
+if "google.colab" in sys.modules:  # Colab only: add the course's helper package, keep Colab's torch
+    # %pip install -q --no-deps "git+https://github.com/dl-course/executable-deep-learning@main"
+from course_utils import setup, check
+device = setup()
+
+# %% [markdown]
+# Everything this chapter needs. `course_utils.data` serves the offline datasets (`make data` prepares them, the
+# course-pretrained network included); `course_utils.pretrained` holds the small ResNet, `course_utils.hooks` the
+# hook and CAM helpers, `course_utils.vision` the figures and explorers of this chapter.
+
+# %%
+import math
+import tempfile
+import time
+import warnings
+from functools import partial
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.transforms import v2
+
+from course_utils import data, hooks, vision
+from course_utils.data import FASHION_CLASSES
+from course_utils.pretrained import ResBlock, conv_bn, fmnist8_body, tiny_resnet
+
+warnings.filterwarnings("ignore", category=UserWarning, module="fastai")
+warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit notices from fastai imports
+
+
+def count_params(model):
+    """Number of trainable numbers in a model."""
+    return sum(p.numel() for p in model.parameters())
+
+
+# %% [markdown]
+# ## 1. Images as tensors, and a hard 2-class task
+#
+# An image batch is an `N × C × H × W` tensor: N images, C channels (1 for grey, 3 for RGB), H rows, W columns.
+# Fashion-MNIST has 70,000 grey 28 × 28 photos of 10 kinds of clothes, stored as uint8 (0..255). *Deep Learning with
+# PyTorch* uses CIFAR-10 (3 × 32 × 32) and tells **birds from airplanes**; our stand-in is **Pullover vs Coat**: two
+# sleeved garments told apart by local details (zip, buttons, collar, length), much as wings on a sky are. (Online,
+# `COURSE_ONLINE=1` lets you fetch CIFAR-10 through torchvision and run the same code on the original task.)
+
+# %%
+x_all, y_all = data.fashion_mnist(train=True)
+xt_all, yt_all = data.fashion_mnist(train=False)
+print("train:", tuple(x_all.shape), x_all.dtype, "| test:", tuple(xt_all.shape))
+scaled = x_all.float() / 255
+print(f"Fashion-MNIST train mean {scaled.mean().item():.4f}, std {scaled.std().item():.4f}")
+
+fig, axes = plt.subplots(2, 10, figsize=(10, 2.4))
+for c in range(10):
+    for r in range(2):
+        axes[r, c].imshow(x_all[(y_all == c).nonzero()[r, 0]], cmap="gray_r")
+        axes[r, c].axis("off")
+    axes[0, c].set_title(FASHION_CLASSES[c], fontsize=8)
+plt.show()
+
+# %% [markdown]
+# The pair: label 2 (Pullover) becomes 0, label 4 (Coat) becomes 1. A `Dataset` is anything with `__len__` and
+# `__getitem__`; torchvision's `transforms.v2` turns a uint8 image into a normalized float tensor.
+
+# %%
+label_map = {2: 0, 4: 1}
+PAIR_NAMES = ("Pullover", "Coat")
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """Images of two Fashion-MNIST classes, relabelled 0 and 1, with an optional transform."""
+
+    def __init__(self, x, y, transform=None):
+        keep = (y == 2) | (y == 4)
+        self.x, self.y = x[keep], y[keep].apply_(lambda v: label_map[v])
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        img = self.x[i][None]  # (1, 28, 28) uint8
+        return (self.transform(img) if self.transform else img), self.y[i]
+
+
+raw_train, raw_test = PairDataset(x_all, y_all.clone()), PairDataset(xt_all, yt_all.clone())
+print("pair sizes:", len(raw_train), "/", len(raw_test))
+pair_mean = (raw_train.x.float() / 255).mean().item()
+pair_std = (raw_train.x.float() / 255).std().item()
+print(f"pair mean {pair_mean:.3f}, std {pair_std:.3f}")
+
+to_input = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([pair_mean], [pair_std])])
+train_ds = PairDataset(x_all, y_all.clone(), to_input)
+loader = torch.utils.data.DataLoader(train_ds, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+xb, yb = next(iter(loader))
+print("one batch:", tuple(xb.shape), xb.dtype, "| labels", yb[:8].tolist())
+
+fig, axes = plt.subplots(1, 8, figsize=(8, 1.4))
+for i, ax in enumerate(axes):
+    ax.imshow(raw_train.x[i], cmap="gray_r")
+    ax.set_title(PAIR_NAMES[int(raw_train.y[i])], fontsize=8)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# A `DataLoader` calls `__getitem__` once per image, which is slow in Python for tiny images. Since the whole pair
+# fits in memory, the training loops below normalize all images once, keep them on `device`, and draw shuffled
+# batches of indices from a seeded CPU generator: the same batches on every device.
+
+# %%
+def normalize(x_uint8, mean, std):
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28), standardized."""
+    return ((x_uint8.float() / 255 - mean) / std).unsqueeze(1)
+
+
+Xtr, Ytr = normalize(raw_train.x, pair_mean, pair_std).to(device), raw_train.y.to(device)
+Xte, Yte = normalize(raw_test.x, pair_mean, pair_std).to(device), raw_test.y.to(device)
+
+
+@torch.no_grad()
+def accuracy(model, x, y, bs=1000):
+    model.eval()
+    hits = sum((model(x[i:i + bs]).argmax(1) == y[i:i + bs]).sum().item() for i in range(0, len(x), bs))
+    return hits / len(x)
+
+
+def train(model, x, y, epochs, lr=1e-2, bs=64, seed=0, opt="sgd", wd=0.0, xv=None, yv=None):
+    """Minibatch training; returns per-epoch (train loss, val accuracy) lists."""
+    model.to(device)
+    optim = (torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd) if opt == "sgd"
+             else torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd))
+    gen = torch.Generator().manual_seed(seed)
+    history = {"loss": [], "val": []}
+    for _ in range(epochs):
+        model.train()
+        order, total = torch.randperm(len(x), generator=gen), 0.0
+        for i in range(0, len(x), bs):
+            b = order[i:i + bs].to(device)
+            loss = F.cross_entropy(model(x[b]), y[b])
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            total += loss.item() * len(b)
+        history["loss"].append(total / len(x))
+        if xv is not None:
+            history["val"].append(accuracy(model, xv, yv))
+    return history
+
+
+def seeded(build, seed=0):
+    """Build a model with weights drawn on the CPU from `seed`, leaving the notebook's RNG alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+# %% [markdown]
+# ## 2. The fully connected baseline
+#
+# Chapter 03 taught the pieces: flatten the 784 pixels, a hidden layer of 512 Tanh units, 2 logits, cross-entropy.
+
+# %%
+fc_net = seeded(lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.Tanh(), nn.Linear(512, 2)))
+print("FC parameters:", count_params(fc_net))
+fc_hist = train(fc_net, Xtr, Ytr, epochs=5, xv=Xte, yv=Yte)
+
+# %% [markdown]
+# 402,946 numbers for 28 × 28 grey images; for 1024 × 1024 RGB images the first layer alone would need 1.6 billion.
+# Worse, nothing in this net knows that neighbouring pixels belong together or that a zip is a zip wherever it sits:
+# it must learn each position separately.
+#
+# ## 3. Convolution by hand
+#
+# A convolution slides a small **kernel** over the image and, at each position, multiplies the window by the
+# kernel and sums (PyTorch actually computes cross-correlation: no kernel flip). The output is large where the
+# window looks like the kernel. The first "3" of the MNIST digits, with a top-edge kernel, in uint8 pixels:
+
+# %%
+xm, ym = data.mnist5k()
+three = xm[(ym == 3).nonzero()[0, 0]].float()
+top_edge = torch.tensor([[-1., -1, -1], [0, 0, 0], [1, 1, 1]])
+
+
+def apply_kernel(row, col, kernel, img=three):
+    return (img[row - 1:row + 2, col - 1:col + 2] * kernel).sum()
+
+
+edge_map = torch.tensor([[apply_kernel(i, j, top_edge) for j in range(1, 27)] for i in range(1, 27)])
+print("top-edge map:", tuple(edge_map.shape), "| strongest responses:", int(edge_map.max()), int(edge_map.min()))
+
+edge_kernels = torch.stack([torch.tensor(vision.KERNELS[k]) for k in ("top edge", "left edge", "diagonal 1", "diagonal 2")]).float()
+edge_batch = F.conv2d(xm[:64].float().unsqueeze(1), edge_kernels.unsqueeze(1))
+print("F.conv2d on a (64, 1, 28, 28) batch with (4, 1, 3, 3) kernels:", tuple(edge_batch.shape))
+print("F.conv2d equals the comprehension:", torch.equal(F.conv2d(three[None, None], top_edge[None, None])[0, 0], edge_map))
+
+fig, axes = plt.subplots(1, 5, figsize=(9, 2))
+axes[0].imshow(three, cmap="gray_r")
+axes[0].set_title("input")
+maps = F.conv2d(three[None, None], edge_kernels.unsqueeze(1))[0]
+for ax, m, name in zip(axes[1:], maps, ("top", "left", "diag 1", "diag 2")):
+    ax.imshow(m, cmap="coolwarm")
+    ax.set_title(name + " edge")
+for ax in axes:
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# The same idea in 1-D (Weidman ch. 5): input [1, 2, 3, 4, 5], kernel [1, 1, 1], padding 1. Gradients by finite
+# differences: each input contributes to as many outputs as kernel taps cover it; each weight touches every input
+# (minus the padding).
+
+# %%
+def conv1d(inp, w, pad=1):
+    padded = np.concatenate([np.zeros(pad), inp, np.zeros(pad)])
+    return np.array([padded[i:i + len(w)] @ w for i in range(len(padded) - len(w) + 1)])
+
+
+inp, w1 = np.array([1., 2, 3, 4, 5]), np.array([1., 1, 1])
+print("1-D conv:", conv1d(inp, w1).tolist())
+eps = 1e-6
+bump = np.eye(5)[4] * eps
+print("d sum / d input[4]:", round((conv1d(inp + bump, w1).sum() - conv1d(inp, w1).sum()) / eps, 4))
+print("d sum / d w[0]:", round((conv1d(inp, w1 + np.eye(3)[0] * eps).sum() - conv1d(inp, w1).sum()) / eps, 4))
+
+# %% [markdown]
+# Now 4-D, in NumPy: loops over images, output channels and positions; then **im2col**: copy every k × k window
+# (times C channels) into a column of a matrix, so the whole convolution is *one* matrix product of the flattened
+# kernels (C_out × C·k·k) with the patch matrix (C·k·k × positions). `F.unfold` is PyTorch's im2col. The output side
+# is ⌊(n + 2p − k)/s⌋ + 1; padding p = k//2 keeps the size for odd k.
+
+# %%
+def conv2d_loops(x, w):
+    n, c, h, wd = x.shape
+    co, _, kh, kw = w.shape
+    out = np.zeros((n, co, h - kh + 1, wd - kw + 1))
+    for i in range(n):
+        for o in range(co):
+            for r in range(h - kh + 1):
+                for s in range(wd - kw + 1):
+                    out[i, o, r, s] = (x[i, :, r:r + kh, s:s + kw] * w[o]).sum()
+    return out
+
+
+def conv2d_im2col_simple(x, w):
+    n, c, h, wd = x.shape
+    co, _, kh, kw = w.shape
+    oh, ow = h - kh + 1, wd - kw + 1
+    cols = np.stack([x[:, :, r:r + oh, s:s + ow] for r in range(kh) for s in range(kw)], axis=2)  # (n, c, k*k, oh, ow)
+    cols = cols.reshape(n, c * kh * kw, oh * ow)
+    return (w.reshape(co, -1) @ cols).reshape(n, co, oh, ow)
+
+
+xs_np = xm[:8].float().unsqueeze(1).numpy().astype(np.float64) / 255
+ws_np = edge_kernels.unsqueeze(1).numpy().astype(np.float64)
+loops, im2col = conv2d_loops(xs_np, ws_np), conv2d_im2col_simple(xs_np, ws_np)
+ref = F.conv2d(torch.from_numpy(xs_np), torch.from_numpy(ws_np)).numpy()
+print("loops == im2col == F.conv2d:", np.allclose(loops, im2col) and np.allclose(im2col, ref))
+unfolded = F.unfold(torch.from_numpy(xs_np), 3)
+print("F.unfold is im2col:", tuple(unfolded.shape), np.allclose((torch.from_numpy(ws_np).reshape(4, -1) @ unfolded).reshape(8, 4, 26, 26).numpy(), ref))
+
+# %% tags=["nbval-ignore-output"]
+def best_time(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+t_loop = best_time(lambda: conv2d_loops(xs_np, ws_np), 2)
+t_col = best_time(lambda: conv2d_im2col_simple(xs_np, ws_np), 5)
+t_f = best_time(lambda: F.conv2d(torch.from_numpy(xs_np), torch.from_numpy(ws_np)), 5)
+print(f"loops {t_loop * 1e3:.1f} ms | im2col {t_col * 1e3:.2f} ms | F.conv2d {t_f * 1e3:.3f} ms")
+
+# %%
+print("claim: im2col >= 10x faster than loops:", t_loop / t_col >= 10)
+
+# %% [markdown]
+# Pooling by hand: a 2 × 2 max pool keeps the largest value of each window, average pooling their mean.
+
+# %%
+patch = torch.arange(16.).reshape(1, 1, 4, 4)
+max_hand = patch.reshape(1, 1, 2, 2, 2, 2).amax((3, 5))
+avg_hand = patch.reshape(1, 1, 2, 2, 2, 2).mean((3, 5))
+print("max pool by hand == F.max_pool2d:", torch.equal(max_hand, F.max_pool2d(patch, 2)),
+      "| avg:", torch.equal(avg_hand, F.avg_pool2d(patch, 2)))
+
+fig, ax = plt.subplots(figsize=(7, 2.4))
+ax.axis("off")
+ax.text(0.0, 0.5, "patch matrix\n(C·k·k × positions)\n= F.unfold(x, k)", ha="left", va="center",
+        bbox=dict(fc="#e8f0fa"))
+ax.text(0.36, 0.5, "×", fontsize=18, va="center")
+ax.text(0.42, 0.5, "flattened kernels\n(C_out × C·k·k)ᵀ", va="center", bbox=dict(fc="#fbeee0"))
+ax.text(0.70, 0.5, "→ (C_out × positions)\n→ reshape (C_out, H', W')", va="center", bbox=dict(fc="#e5f5e0"))
+ax.set_title("im2col: a convolution as one matrix product")
+plt.show()
+
+# %% [markdown]
+# **Receptive field**: how many input pixels one output unit sees. Per layer, size grows by (k − 1) × jump and jump
+# multiplies by the stride: conv3 → pool2 → conv3 sees 1 + 2 = 3, then 3 + 1 = 4 (jump 2), then 4 + 2 × 2 = 8.
+# We verify it by backpropagating from one output unit and counting the input pixels with a nonzero gradient (average
+# pooling here: a max pool would pass the gradient to one pixel per window only).
+
+# %%
+def rf(layers):
+    size, jump = 1, 1
+    for k, s in layers:
+        size, jump = size + (k - 1) * jump, jump * s
+    return size, jump
+
+
+probe = seeded(lambda: nn.Sequential(nn.Conv2d(1, 1, 3), nn.AvgPool2d(2), nn.Conv2d(1, 1, 3)))
+x_rf = torch.ones(1, 1, 28, 28, requires_grad=True)
+out_rf = probe(x_rf)
+out_rf[0, 0, 5, 5].backward()
+nz = x_rf.grad[0, 0].abs() > 0
+rows, cols = nz.any(1).nonzero(), nz.any(0).nonzero()
+measured = (int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1))
+print("formula (size, jump):", rf([(3, 1), (2, 2), (3, 1)]), "| measured window:", measured)
+plt.figure(figsize=(2.6, 2.6))
+plt.imshow(x_rf.grad[0, 0].abs(), cmap="viridis")
+plt.title("input gradient of one unit")
+plt.show()
+
+# %% [markdown]
+# ## 4. `nn.Conv2d` and the first CNN
+#
+# `nn.Conv2d(1, 16, 3)` owns a weight (16, 1, 3, 3) and a bias (16): 160 numbers whatever the image size. Without
+# padding a 3 × 3 kernel loses a pixel per side; `padding=1` keeps 28 × 28.
+
+# %%
+conv = seeded(lambda: nn.Conv2d(1, 16, 3))
+print("weight", tuple(conv.weight.shape), "| bias", tuple(conv.bias.shape))
+img = Xtr[:1].cpu()
+print("no padding:", tuple(conv(img).shape[-2:]), "| padding=1:", tuple(nn.Conv2d(1, 16, 3, padding=1)(img).shape[-2:]))
+
+blur, vedge = nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1)
+with torch.no_grad():
+    blur.weight.fill_(1 / 9)
+    blur.bias.zero_()
+    vedge.weight[:] = torch.tensor([[-1., 0, 1]] * 3)
+    vedge.bias.zero_()
+fig, axes = plt.subplots(1, 3, figsize=(6.6, 2.3))
+for ax, im_, t in zip(axes, (img[0, 0], blur(img)[0, 0].detach(), vedge(img)[0, 0].detach()), ("input", "box blur", "vertical edge")):
+    ax.imshow(im_, cmap="gray")
+    ax.set_title(t)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# Stacking conv layers in `nn.Sequential` and forgetting to flatten before the linear layer fails with a shape
+# error; `nn.Flatten()` fixes it.
+
+# %%
+broken = seeded(lambda: nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Tanh(), nn.MaxPool2d(2), nn.Linear(8 * 14 * 14, 2)))
+try:
+    broken(Xtr[:64].cpu())
+except RuntimeError as err:
+    print("RuntimeError:", str(err).split(" (")[0])
+
+# %% [markdown]
+# The CNN of *Deep Learning with PyTorch* ch. 8 as an `nn.Module` subclass, and the same network written
+# functionally: keep modules for anything with state or parameters (and for hooks), use functions for stateless
+# steps. One module instance per use: reusing an instance shares its weights.
+
+# %%
+class Net(nn.Module):
+    def __init__(self, n_chans1=16, k=3, bn=False, dropout=0.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, n_chans1, k, padding=k // 2)
+        self.conv2 = nn.Conv2d(n_chans1, n_chans1 // 2, k, padding=k // 2)
+        self.bn1 = nn.BatchNorm2d(n_chans1) if bn else nn.Identity()
+        self.bn2 = nn.BatchNorm2d(n_chans1 // 2) if bn else nn.Identity()
+        self.drop = nn.Dropout2d(dropout) if dropout else nn.Identity()
+        self.fc1 = nn.Linear(7 * 7 * (n_chans1 // 2), 32)
+        self.fc2 = nn.Linear(32, 2)
+
+    def forward(self, x):
+        out = self.drop(F.max_pool2d(torch.tanh(self.bn1(self.conv1(x))), 2))
+        out = self.drop(F.max_pool2d(torch.tanh(self.bn2(self.conv2(out))), 2))
+        return self.fc2(torch.tanh(self.fc1(out.flatten(1))))
+
+
+net = seeded(lambda: Net())
+print("Net parameters:", count_params(net), "| output", tuple(net(Xtr[:5].cpu()).shape))
+net_hist = train(net, Xtr, Ytr, epochs=3, xv=Xte, yv=Yte)
+
+# %% tags=["nbval-ignore-output"]
+print("FC val accuracy per epoch:", [round(a, 3) for a in fc_hist["val"]])
+print("CNN val accuracy per epoch:", [round(a, 3) for a in net_hist["val"]])
+
+# %%
+fc_acc, cnn_acc = fc_hist["val"][-1], net_hist["val"][-1]
+print("claim: CNN val >= FC val + 0.02:", cnn_acc >= fc_acc + 0.02)
+print("claim: CNN val >= 0.85:", cnn_acc >= 0.85)
+print("claim: CNN has fewer parameters:", count_params(net) < count_params(fc_net))
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+for name, h in (("FC", fc_hist), ("CNN", net_hist)):
+    axes[0].plot(range(1, len(h["loss"]) + 1), h["loss"], "o-", label=name)
+    axes[1].plot(range(1, len(h["val"]) + 1), h["val"], "o-", label=name)
+axes[0].set(title="train loss", xlabel="epoch")
+axes[1].set(title="val accuracy", xlabel="epoch")
+axes[1].legend()
+plt.show()
+
+# %% [markdown]
+# Why the CNN wins with 29× fewer weights: its features are local and shared over positions, so a collar detector
+# learned at one place works everywhere, and it cannot waste capacity memorising pixel positions.
+#
+# The first layer's 16 feature maps for one coat:
+
+# %%
+with torch.no_grad():
+    fmap = torch.tanh(net.conv1(Xte[:1]))[0].cpu()
+fig, axes = plt.subplots(2, 8, figsize=(8, 2.2))
+for ax, m in zip(axes.flat, fmap):
+    ax.imshow(m, cmap="gray")
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## 5. Devices, saving, loading
+#
+# `device = setup()` picked the device. `Module.to(device)` moves parameters *in place*; `Tensor.to` returns a
+# copy. Create the optimizer after moving the model, move every batch (with CUDA, `pin_memory=True` and
+# `non_blocking=True` overlap copies with compute). The course creates weights on the CPU from seeded generators and
+# then moves them, so both kernels start from the same numbers. Save the `state_dict`, not the module object:
+
+# %%
+with tempfile.TemporaryDirectory() as tmp:
+    path = Path(tmp) / "net.pt"
+    torch.save(net.state_dict(), path)
+    loaded = Net().to(device)
+    print(loaded.load_state_dict(torch.load(path, map_location=device, weights_only=True)))
+print("same predictions after loading:", torch.equal(loaded.eval()(Xte[:50]), net.eval()(Xte[:50])))
+try:
+    torch.ones(2, device="meta") + torch.ones(2)
+except RuntimeError as err:
+    print("RuntimeError:", err)
+
+# %% [markdown]
+# ## 6. Capacity and regularization
+#
+# On a fixed 3,000-image slice of the pair (same test set), 2 epochs each (kept short for the CPU budget). **L2 by hand** adds λ Σ w² over every
+# parameter (biases included here) to the loss; its gradient 2λw is exactly what `SGD(weight_decay=2λ)` adds. One
+# step shows it:
+
+# %%
+Xs, Ys = Xtr[:3000], Ytr[:3000]
+lam = 0.001
+m1, m2 = seeded(lambda: Net()).to(device), seeded(lambda: Net()).to(device)
+o1 = torch.optim.SGD(m1.parameters(), lr=0.1)
+o2 = torch.optim.SGD(m2.parameters(), lr=0.1, weight_decay=2 * lam)
+loss1 = F.cross_entropy(m1(Xs[:64]), Ys[:64]) + lam * sum(p.pow(2).sum() for p in m1.parameters())
+loss1.backward()
+o1.step()
+F.cross_entropy(m2(Xs[:64]), Ys[:64]).backward()
+o2.step()
+print("L2 by hand == weight_decay=2λ:", all(torch.allclose(a, b, atol=1e-7) for a, b in zip(m1.parameters(), m2.parameters())))
+
+# %% [markdown]
+# The variants. `NetDepth` adds a third conv (ReLU); `NetRes` adds a skip connection around it; `NetResDeep` stacks
+# ten `ResBlock`s (conv without bias, since BatchNorm's β replaces it, Kaiming init, BN γ = 0.5). *Deep Learning with
+# PyTorch* builds the blocks with `n_blocks * [ResBlock(...)]`: a list holding **one** block ten times.
+
+# %%
+class NetDepth(nn.Module):
+    def __init__(self, n_chans1=16, skip=False):
+        super().__init__()
+        self.skip = skip
+        self.conv1 = nn.Conv2d(1, n_chans1, 3, padding=1)
+        self.conv2 = nn.Conv2d(n_chans1, n_chans1 // 2, 3, padding=1)
+        self.conv3 = nn.Conv2d(n_chans1 // 2, n_chans1 // 2, 3, padding=1)
+        self.fc1 = nn.Linear(3 * 3 * n_chans1 // 2, 32)
+        self.fc2 = nn.Linear(32, 2)
+
+    def forward(self, x):
+        out = F.max_pool2d(torch.relu(self.conv1(x)), 2)
+        out = F.max_pool2d(torch.relu(self.conv2(out)), 2)
+        out1 = out
+        out = torch.relu(self.conv3(out))
+        out = F.max_pool2d(out + out1 if self.skip else out, 2)
+        return self.fc2(torch.relu(self.fc1(out.flatten(1))))
+
+
+class DLResBlock(nn.Module):
+    def __init__(self, n_chans):
+        super().__init__()
+        self.conv = nn.Conv2d(n_chans, n_chans, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(n_chans)
+        nn.init.kaiming_normal_(self.conv.weight, nonlinearity="relu")
+        nn.init.constant_(self.bn.weight, 0.5)
+        nn.init.zeros_(self.bn.bias)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x))) + x
+
+
+class NetResDeep(nn.Module):
+    def __init__(self, n_chans1=16, n_blocks=10, shared=False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, n_chans1, 3, padding=1)
+        if shared:  # the book's bug: ten references to one block
+            blocks = n_blocks * [DLResBlock(n_chans1)]
+        else:  # the fix: a new instance per position
+            blocks = [DLResBlock(n_chans1) for _ in range(n_blocks)]
+        self.resblocks = nn.Sequential(*blocks)
+        self.fc1 = nn.Linear(7 * 7 * n_chans1, 32)
+        self.fc2 = nn.Linear(32, 2)
+
+    def forward(self, x):
+        out = F.max_pool2d(torch.relu(self.conv1(x)), 2)
+        out = F.max_pool2d(self.resblocks(out), 2)
+        return self.fc2(torch.relu(self.fc1(out.flatten(1))))
+
+
+shared_net, fixed_net = seeded(lambda: NetResDeep(shared=True)), seeded(lambda: NetResDeep())
+print("distinct blocks: shared", len({id(b) for b in shared_net.resblocks}), "| fixed", len({id(b) for b in fixed_net.resblocks}))
+print(f"width 32        parameters: {count_params(Net(n_chans1=32)):,} (an exercise idea: train it)")
+variants = {
+    "baseline": lambda: Net(),
+    "L2 (wd 2e-3)": lambda: Net(),
+    "dropout 0.4": lambda: Net(dropout=0.4),
+    "batch norm": lambda: Net(bn=True),
+    "depth": lambda: NetDepth(),
+    "depth + skip": lambda: NetDepth(skip=True),
+    "ResDeep shared": lambda: NetResDeep(shared=True),
+    "ResDeep fixed": lambda: NetResDeep(),
+}
+for name, build in variants.items():
+    print(f"{name:15s} parameters: {count_params(build()):,}")
+
+# %%
+results = {}
+for name, build in variants.items():
+    model = seeded(build)
+    resdeep = name.startswith("ResDeep")  # DLwPT's settings for NetResDeep: lr 3e-3, here 3 epochs
+    train(model, Xs, Ys, epochs=3 if resdeep else 2, lr=3e-3 if resdeep else 1e-2, wd=2e-3 if name.startswith("L2") else 0.0)
+    results[name] = (accuracy(model, Xs[:1000], Ys[:1000]), accuracy(model, Xte, Yte))  # train acc on 1,000 of them
+    if name == "ResDeep shared":
+        shared_trained = model
+
+# %% tags=["nbval-ignore-output"]
+for name, (tr, va) in results.items():
+    print(f"{name:15s} train {tr:.3f}  val {va:.3f}")
+
+# %%
+print("claim: ResDeep fixed val >= 0.80:", results["ResDeep fixed"][1] >= 0.80)
+print("claim: ResDeep fixed val >= shared val + 0.2:", results["ResDeep fixed"][1] >= results["ResDeep shared"][1] + 0.2)
+print("claim: NetRes val >= NetDepth val + 0.03:", results["depth + skip"][1] >= results["depth"][1] + 0.03)
+shared_trained.train()
+with torch.no_grad():
+    batch_mode = (shared_trained(Xte).argmax(1) == Yte).float().mean().item()
+print("claim: the shared net does better with batch statistics than with its running stats:",
+      batch_mode > results["ResDeep shared"][1] + 0.1)
+
+fig, ax = plt.subplots(figsize=(8, 3))
+names = list(results)
+pos = np.arange(len(names))
+ax.bar(pos - 0.2, [results[n][0] for n in names], 0.4, label="train")
+bars = ax.bar(pos + 0.2, [results[n][1] for n in names], 0.4, label="val")
+bars[names.index("ResDeep shared")].set_hatch("//")
+ax.set_xticks(pos, names, rotation=30, ha="right")
+ax.set_ylim(0.4, 1.0)
+ax.legend()
+ax.set_title("train vs val accuracy (hatched: the shared-block bug)")
+plt.show()
+
+# %% [markdown]
+# Two things go wrong with the shared list: the net has ten times fewer block weights (27,682 instead of 48,706
+# numbers), and its **one** BatchNorm updates its running statistics at ten different depths per batch, so in eval
+# mode they match none of them. In train mode (batch statistics) the very same weights score much better. Fix: a
+# comprehension, `[ResBlock(...) for _ in range(n_blocks)]`, or `nn.ModuleList`.
+#
+# ## 7. Stable training on MNIST: 1cycle and BatchNorm, with fastai
+#
+# The 5,000 MNIST digits (4,000 train, 1,000 valid, 400 per class first). fastai's `simple_cnn` of *Deep Learning for
+# Coders* ch. 13 uses stride-2 convolutions instead of pooling; channels double when the grid halves, so each
+# layer does about the same amount of work.
+
+# %%
+import fastai.callback.schedule  # adds fit_one_cycle, lr_find and plot_sched to Learner
+from fastai.callback.hook import ActivationStats
+from fastai.callback.training import BnFreeze
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader as FastDL
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
+from fastai.metrics import accuracy as fa_accuracy, accuracy_multi
+from fastcore.basics import noop
+
+idx_tr = torch.cat([torch.nonzero(ym == d).flatten()[:400] for d in range(10)])
+idx_va = torch.cat([torch.nonzero(ym == d).flatten()[400:] for d in range(10)])
+mn_mean, mn_std = (xm[idx_tr].float() / 255).mean().item(), (xm[idx_tr].float() / 255).std().item()
+mx_tr, my_tr = normalize(xm[idx_tr], mn_mean, mn_std), ym[idx_tr]
+mx_va, my_va = normalize(xm[idx_va], mn_mean, mn_std), ym[idx_va]
+
+
+def quiet(learn):
+    """No progress bars and no per-epoch tables: they differ every run."""
+    if hasattr(learn, "progress"):
+        learn.remove_cb(learn.progress)
+    learn.logger = noop
+    return learn
+
+
+def tensor_dls(xtr, ytr, xva, yva, bs=64):
+    return DataLoaders(FastDL(list(zip(xtr, ytr)), bs=bs, shuffle=True, drop_last=True),
+                       FastDL(list(zip(xva, yva)), bs=500), device=device)
+
+
+def conv(ni, nf, ks=3, act=True, bn=False):
+    layers = [nn.Conv2d(ni, nf, ks, stride=2, padding=ks // 2)]
+    if bn:
+        layers.append(nn.BatchNorm2d(nf))
+    if act:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def simple_cnn(bn=False):
+    return nn.Sequential(conv(1, 8, ks=5, bn=bn), conv(8, 16, bn=bn), conv(16, 32, bn=bn), conv(32, 64, bn=bn),
+                         conv(64, 10, act=False, bn=bn), nn.Flatten())
+
+
+mnist_dls = tensor_dls(mx_tr, my_tr, mx_va, my_va)
+print("simple_cnn parameters:", count_params(simple_cnn()))
+
+
+def mnist_learner(bn=False):
+    return quiet(Learner(mnist_dls, seeded(lambda: simple_cnn(bn)), loss_func=CrossEntropyLossFlat(),
+                         metrics=fa_accuracy, cbs=ActivationStats(with_hist=True)))
+
+
+# %% tags=["nbval-ignore-output"]
+learn_plain = mnist_learner()
+print(learn_plain.summary())
+
+# %%
+learn_plain.fit(1, 0.06)
+acc_plain = learn_plain.validate()[1]
+learn_1cyc = mnist_learner()
+learn_1cyc.fit_one_cycle(3, 0.06)
+acc_1cyc = learn_1cyc.validate()[1]
+learn_bn = mnist_learner(bn=True)
+learn_bn.fit_one_cycle(3, 0.06)
+acc_bn = learn_bn.validate()[1]
+
+# %% tags=["nbval-ignore-output"]
+print(f"plain fit {acc_plain:.3f} | 1cycle {acc_1cyc:.3f} | 1cycle + BN {acc_bn:.3f}")
+
+# %%
+print("claim: acc(fit, constant 0.06) < acc(1cycle) < acc(1cycle + BN):", acc_plain < acc_1cyc < acc_bn)
+print("claim: 1cycle + BN >= 0.95:", acc_bn >= 0.95)
+learn_plain.activation_stats.plot_layer_stats(-2)
+plt.show()
+learn_bn.activation_stats.plot_layer_stats(-2)
+plt.show()
+learn_1cyc.recorder.plot_sched()
+plt.show()
+
+# %% [markdown]
+# With a constant high learning rate the plain net's activations collapse to zero in bursts (the mean and
+# standard deviation plots above) and it may never recover. 1cycle warms the learning rate up (and momentum down), then anneals it;
+# BatchNorm keeps every layer's activations standardized, so high rates stay safe.
+#
+# BatchNorm from scratch: in training, normalize each channel with the batch's mean and (biased) variance, keep a
+# running average (with the *unbiased* variance) for eval, and scale/shift with learnable γ, β.
+
+# %%
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+    if training:
+        mean, var = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)
+        n = x.numel() / x.shape[1]
+        running_mean.mul_(1 - momentum).add_(momentum * mean)
+        running_var.mul_(1 - momentum).add_(momentum * var * n / (n - 1))
+    else:
+        mean, var = running_mean, running_var
+    return gamma[:, None, None] * (x - mean[:, None, None]) / torch.sqrt(var[:, None, None] + eps) + beta[:, None, None]
+
+
+bn_ref = nn.BatchNorm2d(4)
+rm, rv = torch.zeros(4), torch.ones(4)
+gen = torch.Generator().manual_seed(1)
+same = True
+for _ in range(3):
+    xb_bn = torch.randn(8, 4, 5, 5, generator=gen) * 3 + 1
+    same &= torch.allclose(batchnorm_forward(xb_bn, bn_ref.weight, bn_ref.bias, rm, rv, True), bn_ref(xb_bn), atol=1e-5)
+bn_ref.eval()
+same &= torch.allclose(batchnorm_forward(xb_bn, bn_ref.weight, bn_ref.bias, rm, rv, False), bn_ref(xb_bn), atol=1e-5)
+print("scratch BatchNorm == nn.BatchNorm2d (train, running stats, eval):", bool(same and torch.allclose(rv, bn_ref.running_var)))
+
+# %% [markdown]
+# ## 8. ResNets from scratch
+#
+# **Global average pooling** (`x.mean((2, 3))`, or `nn.AdaptiveAvgPool2d(1)`) turns any grid into one vector per
+# channel, so a fully convolutional net accepts any image size (the basis of progressive resizing). fastai's
+# **ResBlock** (ch. 14): two conv-BN layers, the second BN's γ starting at zero, a 1 × 1 conv on the identity path
+# when channels change and an average pool when the stride is 2, then ReLU after the add. At initialization the
+# block is exactly `relu(idpath(x))`. `course_utils.pretrained` holds it, and the course's reusable `tiny_resnet`.
+
+# %%
+block = seeded(lambda: ResBlock(8, 16, stride=2))
+x8 = torch.randn(2, 8, 7, 7, generator=torch.Generator().manual_seed(0))
+print("ResBlock(8, 16, 2) on 7x7:", tuple(block(x8).shape),
+      "| equals relu(idpath(x)) at init:", torch.equal(block(x8), F.relu(block.idconv(block.pool(x8)))))
+print("GAP two ways:", torch.allclose(x8.mean((2, 3)), nn.AdaptiveAvgPool2d(1)(x8).flatten(1)))
+tr8 = tiny_resnet(8)
+print("tiny_resnet(8):", count_params(tr8), "parameters | 28 px ->", tuple(tr8(torch.zeros(2, 1, 28, 28)).shape),
+      "| 40 px ->", tuple(tr8(torch.zeros(2, 1, 40, 40)).shape))
+print(tr8)
+
+# %% [markdown]
+# He et al. observed that a deep *plain* net trains worse than a shallow one, and skip connections fix it. Here: a
+# stride-2 stem, then 20 convolutions of 16 channels, no BatchNorm in either net; the residual one adds a skip around
+# every pair. Adam 1e-3, 2 epochs on 2,000 Fashion-MNIST images (10 classes).
+
+# %%
+class Deep20(nn.Module):
+    def __init__(self, skip):
+        super().__init__()
+        self.skip = skip
+        self.stem = nn.Conv2d(1, 16, 3, stride=2, padding=1)
+        self.convs = nn.ModuleList([nn.Conv2d(16, 16, 3, padding=1) for _ in range(20)])
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        for i in range(0, 20, 2):
+            out = self.convs[i + 1](F.relu(self.convs[i](x)))
+            x = F.relu(out + x) if self.skip else F.relu(out)
+        return self.fc(x.mean((2, 3)))
+
+
+f_mean, f_std = 0.2860, 0.3530
+Xf, Yf = normalize(x_all[:2000], f_mean, f_std).to(device), y_all[:2000].to(device)
+plain_hist = train(seeded(lambda: Deep20(skip=False)), Xf, Yf, epochs=2, lr=1e-3, opt="adam")
+res_hist = train(seeded(lambda: Deep20(skip=True)), Xf, Yf, epochs=2, lr=1e-3, opt="adam")
+
+# %% tags=["nbval-ignore-output"]
+print("final train loss: plain", round(plain_hist["loss"][-1], 3), "| residual", round(res_hist["loss"][-1], 3), "| ln 10 =", round(math.log(10), 3))
+
+# %%
+print("claim: plain 20-conv net stays within 0.05 of ln 10:", abs(plain_hist["loss"][-1] - math.log(10)) < 0.05)
+print("claim: plain loss exceeds residual loss by >= 0.3:", plain_hist["loss"][-1] >= res_hist["loss"][-1] + 0.3)
+
+# %% [markdown]
+# ## 9. fastai on image folders
+#
+# `course data` exported 300 training and 100 validation images per class as PNG folders (the layout of Oxford Pets
+# or Imagenette): `train/<class>/*.png`, `valid/<class>/*.png`. A `DataBlock` says how to find the items, label
+# them, split them and transform them. (Presizing, resizing large photos once on the CPU and augmenting on the GPU,
+# matters for big photos, not 28 px.) The vocab is alphabetical.
+
+# %%
+from fastai.data.block import CategoryBlock, DataBlock, MultiCategoryBlock
+from fastai.data.transforms import GrandparentSplitter, Normalize, get_image_files, parent_label
+from fastai.interpret import ClassificationInterpretation
+from fastai.callback.mixup import MixUp
+from fastai.vision.augment import aug_transforms
+from fastai.vision.data import ImageBlock
+from fastai.vision.learner import create_head, vision_learner
+
+png_root = data.fmnist_png()
+print("train images:", len(get_image_files(png_root / "train")), "| valid:", len(get_image_files(png_root / "valid")))
+stats = ([f_mean] * 3, [f_std] * 3)
+fashion = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
+                    splitter=GrandparentSplitter(valid_name="valid"), get_y=parent_label,
+                    batch_tfms=[*aug_transforms(size=28, max_rotate=10, max_warp=0), Normalize.from_stats(*stats)])
+dls = fashion.dataloaders(png_root, bs=64, num_workers=0, device=device)
+print("vocab:", list(dls.vocab))
+dls.show_batch(max_n=8, nrows=1, unique=True)
+plt.show()
+
+
+def tiny_resnet_rgb(pretrained=False):
+    return tiny_resnet(8, n_in=3, pretrained=pretrained)
+
+
+learn = quiet(vision_learner(dls, tiny_resnet_rgb, pretrained=False, metrics=fa_accuracy))
+print("body ends with:", type(learn.model[0][-1]).__name__, "| head:", [type(m).__name__ for m in learn.model[1]])
+
+# %%
+suggested = learn.lr_find(num_it=40)
+plt.show()
+print("lr_find returns", type(suggested).__name__, "| claim: finite valley:", math.isfinite(suggested.valley))
+
+# %%
+learn = quiet(vision_learner(dls, tiny_resnet_rgb, pretrained=False, metrics=fa_accuracy))
+learn.fit_one_cycle(3, 3e-3)
+plain_acc = learn.validate()[1]
+tta_preds, tta_targs = learn.tta()
+tta_acc = (tta_preds.argmax(1) == tta_targs).float().mean().item()
+print("claim: fit_one_cycle(3) accuracy >= 0.65:", plain_acc >= 0.65)
+print("claim: TTA >= plain - 0.02:", tta_acc >= plain_acc - 0.02)
+interp = ClassificationInterpretation.from_learner(learn)
+interp.plot_confusion_matrix(figsize=(5, 5))
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+print(f"accuracy {plain_acc:.3f} | with TTA {tta_acc:.3f}")
+print("most confused:", interp.most_confused(min_val=5)[:5])
+
+# %% [markdown]
+# Coat, pullover and shirt dominate the mistakes. Normalization statistics travel with a model: `vision_learner`
+# adds ImageNet's only for architectures it knows were trained with them; for ours we added Fashion-MNIST's.
+#
+# **Label smoothing** replaces the one-hot target by 1 − ε + ε/N for the true class and ε/N elsewhere: 0.91 and 0.01
+# for ε = 0.1 and 10 classes. **Mixup** trains on convex combinations of two images and of their targets. Both pay
+# off only with long training; one short run shows the API.
+
+# %%
+eps_ls, n_cls = 0.1, 10
+smooth = torch.full((n_cls,), eps_ls / n_cls)
+smooth[3] += 1 - eps_ls
+print("smoothed target for class 3:", [round(v, 2) for v in smooth.tolist()])
+learn_mix = quiet(vision_learner(dls, tiny_resnet_rgb, pretrained=False, metrics=fa_accuracy,
+                                 loss_func=LabelSmoothingCrossEntropy(), cbs=MixUp()))
+learn_mix.fit_one_cycle(1, 3e-3)
+print("mixup + label smoothing, 1 epoch: accuracy above chance:", learn_mix.validate()[1] > 0.2)
+
+# %% [markdown]
+# **Multi-label** in brief (PASCAL's task in *Deep Learning for Coders* ch. 6): each image is two Fashion-MNIST items
+# side by side (28 × 56); the target is the set of classes present, a 10-dim 0/1 vector; the loss is
+# `BCEWithLogitsLoss` (one sigmoid per class) and the metric `accuracy_multi` with a threshold.
+
+# %%
+def mosaics(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    pairs = torch.randint(0, 20000, (n, 2), generator=g)
+    imgs = torch.cat([normalize(x_all[pairs[:, 0]], f_mean, f_std), normalize(x_all[pairs[:, 1]], f_mean, f_std)], dim=3)
+    targets = torch.zeros(n, 10)
+    targets[torch.arange(n), y_all[pairs[:, 0]]] = 1
+    targets[torch.arange(n), y_all[pairs[:, 1]]] = 1
+    return imgs.to(device), targets.to(device)
+
+
+mos_x, mos_y = mosaics(1000, 0)
+mos_xv, mos_yv = mosaics(300, 1)
+ml_net = seeded(lambda: nn.Sequential(conv(1, 16), conv(16, 32), conv(32, 64), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, 10))).to(device)
+ml_opt = torch.optim.Adam(ml_net.parameters(), lr=3e-3)
+g_ml = torch.Generator().manual_seed(0)
+for epoch in range(4):
+    for b in torch.randperm(1000, generator=g_ml).split(50):
+        b = b.to(device)
+        loss = F.binary_cross_entropy_with_logits(ml_net(mos_x[b]), mos_y[b])
+        ml_opt.zero_grad()
+        loss.backward()
+        ml_opt.step()
+ml_net.eval()
+with torch.no_grad():
+    ml_logits = ml_net(mos_xv)
+threshes = torch.linspace(0.05, 0.95, 19)
+ml_accs = [accuracy_multi(ml_logits, mos_yv, thresh=t.item()).item() for t in threshes]
+plt.plot(threshes, ml_accs, "o-")
+plt.xlabel("threshold")
+plt.ylabel("accuracy_multi")
+plt.show()
+print("claim: the best threshold beats predicting 'absent' everywhere (0.8):", max(ml_accs) > 0.8)
+
+# %% [markdown]
+# ## 10. Class activation maps
+#
+# Where does a CNN look? Synthetic "planes" (crosses) and "birds" (chevrons) on a noisy sky, at known boxes
+# (`data.sky_shapes`). A small fully convolutional net: three conv-BN-ReLU (two with stride 2), global average pooling,
+# one linear layer. Because the pooling is an average, the class score is the average over positions of
+# `fc.weight[c] · A[:, i, j]`, so that product, position by position, is a map of the evidence: the CAM.
+
+# %%
+sky_x, sky_y, sky_b = data.sky_shapes(2000, seed=0)
+sky_xt, sky_yt, sky_bt = data.sky_shapes(500, seed=1)
+
+
+class CamNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(1, 16), conv_bn(16, 32, stride=2), conv_bn(32, 64, stride=2))
+        self.fc = nn.Linear(64, 2)
+
+    def forward(self, x):
+        return self.fc(self.body(x).mean((2, 3)))
+
+
+cam_model = seeded(lambda: CamNet())
+train(cam_model, sky_x.to(device), sky_y.to(device), epochs=3, lr=3e-3, opt="adam")
+cam_acc = accuracy(cam_model, sky_xt.to(device), sky_yt.to(device))
+
+# %%
+act = {}
+handle = cam_model.body.register_forward_hook(lambda mod, inp, out: act.update(feat=out.detach()))
+cam_model.eval()
+with torch.no_grad():
+    cam_model(sky_xt.to(device))
+handle.remove()
+cam_by_hand = F.interpolate(torch.einsum("ck,bkij->bcij", cam_model.fc.weight.detach(), act["feat"]), size=(32, 32), mode="bilinear")
+cams = hooks.class_activation_map(cam_model, sky_xt.to(device), cam_model.body, cam_model.fc).cpu()
+print("hand-made CAM == hooks.class_activation_map:", torch.allclose(cam_by_hand.cpu(), cams, atol=1e-5),
+      "| hooks left on the body:", len(cam_model.body._forward_hooks))
+true_maps = cams[torch.arange(500), sky_yt]
+hit_rate = hooks.peak_in_box(true_maps, sky_bt, dilate=3).float().mean().item()
+chance = data.box_area_fraction(sky_bt, dilate=3)
+print("claim: classifier accuracy >= 0.95:", cam_acc >= 0.95)
+print("claim: CAM peak in box >= 0.75:", hit_rate >= 0.75)
+print("claim: CAM peak-in-box rate >= 3x chance:", hit_rate >= 3 * chance)
+
+fig, axes = plt.subplots(1, 6, figsize=(10, 2))
+for i, ax in enumerate(axes):
+    vision.draw_cam(sky_xt[i], true_maps[i], sky_bt[i], 0.6, ax, ("plane", "bird")[int(sky_yt[i])])
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+print(f"accuracy {cam_acc:.3f} | peak in box {hit_rate:.3f} | chance {chance:.3f}")
+
+# %% [markdown]
+# **Grad-CAM** works at any layer: weight each channel by the average gradient of the class score with respect to
+# it (a backward hook, `register_full_backward_hook`; `backward` needs a scalar, `out[0, cls]`).
+
+# %%
+fig, axes = plt.subplots(1, 6, figsize=(10, 2))
+for i, ax in enumerate(axes):
+    gc = hooks.grad_cam(cam_model, sky_xt[i:i + 1].to(device), cam_model.body[1], int(sky_yt[i])).cpu()
+    vision.draw_cam(sky_xt[i], gc, sky_bt[i], 0.6, ax, "Grad-CAM, layer 2")
+plt.show()
+
+# %% [markdown]
+# The CAM explorer: a test image, a class, the overlay opacity.
+
+# %% tags=["nbval-ignore-output"]
+vision.cam_explorer(sky_xt, cams, sky_bt, sky_yt)
+
+# %%
+vision.draw_cam_explorer(sky_xt, cams, sky_bt, sky_yt)
+plt.show()
+
+# %% [markdown]
+# And the kernel explorer of §3: pick an image, a preset kernel or type nine numbers of your own.
+
+# %% tags=["nbval-ignore-output"]
+vision.kernel_explorer(xm[:50].float() / 255)
+
+# %%
+vision.draw_kernel_explorer(xm[:50].float() / 255)
+plt.show()
+
+# %% [markdown]
+# ## 11. Transfer learning, staged offline
+#
+# Pretrained ImageNet weights cannot be downloaded here, so the course pretrains its own: `tiny_resnet(w=16)` on
+# Fashion-MNIST with **T-shirt/top and Shirt removed** (8 classes × 3,000 images, 4 epochs, seed 0, on the CPU).
+# `course data` ran it once and cached it; `fmnist8_body()` loads it (or trains it, about a minute on one CPU thread,
+# if it is missing). The code is in `course_utils/pretrained.py`: `pretrain` is a plain Adam + one-cycle loop like
+# the ones above.
+#
+# The new task is exactly what it has never seen: **T-shirt/top vs Shirt**, with 50 labelled images per class,
+# tested on all 2,000 test images of the two classes.
+
+# %%
+pre_model, pre_info = fmnist8_body()
+print("pretrained classes:", pre_info["classes"])
+keep8 = torch.isin(yt_all, torch.tensor(pre_info["fashion_ids"]))
+remap8 = {c: i for i, c in enumerate(pre_info["fashion_ids"])}
+x8t = normalize(xt_all[keep8], pre_info["mean"], pre_info["std"])
+y8t = yt_all[keep8].apply_(lambda v: remap8[v])
+pre_acc = accuracy(pre_model.to(device), x8t.to(device), y8t.to(device))
+print("claim: the pretrained body's own 8-class test accuracy >= 0.90:", pre_acc >= 0.90)
+
+
+def small_task(xs, ys, classes, per_class, mean, std, xtest, ytest):
+    """`per_class` training images of each class (the first ones), and the full test set of those classes."""
+    idx = torch.cat([torch.nonzero(ys == c).flatten()[:per_class] for c in classes])
+    relabel = {c: i for i, c in enumerate(classes)}
+    keep = torch.isin(ytest, torch.tensor(classes))
+    return (normalize(xs[idx], mean, std), ys[idx].clone().apply_(lambda v: relabel[v]),
+            normalize(xtest[keep], mean, std), ytest[keep].clone().apply_(lambda v: relabel[v]))
+
+
+def new_head_model(n_out, seed=1):
+    model, _ = fmnist8_body()
+    model[-1] = seeded(lambda: nn.Linear(model[-1].in_features, n_out), seed)
+    return model
+
+
+def body_head_splitter(model):
+    return [list(model[:5].parameters()), list(model[5:].parameters())]
+
+
+def run_arms(xtr, ytr, xte, yte, n_out, steps=150, bs=32):
+    """Scratch, linear probe and fastai fine_tune with equal step budgets; returns test accuracies.
+
+    One "epoch" is `steps` batches of `bs` drawn from the few labelled images repeated. fine_tune trains the head
+    for one epoch (body frozen, its BatchNorm in eval mode), then everything for one epoch; scratch gets the same
+    2 x `steps` steps, the probe only the head epoch.
+    """
+    reps = -(-steps * bs // len(xtr))  # ceil: repeat the few images to fill `steps` batches
+    xr, yr = xtr.repeat(reps, 1, 1, 1)[:steps * bs], ytr.repeat(reps)[:steps * bs]
+    dls_small = DataLoaders(FastDL(list(zip(xr, yr)), bs=bs, shuffle=True, drop_last=True),
+                            FastDL(list(zip(xte[:64], yte[:64])), bs=64), device=device)
+    out = {}
+    scratch = quiet(Learner(dls_small, tiny_resnet(16, n_out=n_out, seed=1), loss_func=CrossEntropyLossFlat()))
+    scratch.fit_one_cycle(2, 3e-3)  # 2 epochs: the same number of steps as fine_tune's two stages
+    out["scratch"] = accuracy(scratch.model, xte.to(device), yte.to(device))
+    # train_bn=False + BnFreeze: frozen layers keep their BatchNorm weights *and* running statistics (eval mode)
+    probe = quiet(Learner(dls_small, new_head_model(n_out).to(device), loss_func=CrossEntropyLossFlat(),
+                          splitter=body_head_splitter, train_bn=False, cbs=BnFreeze()))
+    probe.freeze()
+    probe.fit_one_cycle(1, 1e-2)
+    out["probe"] = accuracy(probe.model, xte.to(device), yte.to(device))
+    ft = quiet(Learner(dls_small, new_head_model(n_out).to(device), loss_func=CrossEntropyLossFlat(),
+                       splitter=body_head_splitter, train_bn=False, cbs=BnFreeze()))
+    ft.fine_tune(1, base_lr=4e-3, freeze_epochs=1, lr_mult=10)  # head epoch, then all layers at slice(2e-4, 2e-3)
+    out["fine-tune"] = accuracy(ft.model, xte.to(device), yte.to(device))
+    return out
+
+
+transfer = {}
+for per_class in (50,):
+    task = small_task(x_all, y_all, [0, 6], per_class, pre_info["mean"], pre_info["std"], xt_all, yt_all)
+    transfer[per_class] = run_arms(*task, n_out=2)
+print("test images of the two classes:", len(task[2]))
+
+# %% tags=["nbval-ignore-output"]
+for per_class, accs in transfer.items():
+    print(per_class, "labels per class:", {k: round(v, 3) for k, v in accs.items()})
+
+# %%
+print("claim: fine-tune >= scratch + 0.02 (50 labels per class):", transfer[50]["fine-tune"] >= transfer[50]["scratch"] + 0.02)
+print("fine-tune beats scratch:", transfer[50]["fine-tune"] > transfer[50]["scratch"])
+
+# %% [markdown]
+# `fine_tune` trains the new head with the body frozen, then unfreezes everything with *discriminative* learning
+# rates: `slice(lr/lr_mult, lr)` spreads rates from the body's first group to the head (here `lr_mult=10`: with
+# fastai's default 100 the body barely moves in so few steps). The `splitter` tells fastai where the body ends.
+# By default fastai keeps BatchNorm layers trainable in a frozen body (`train_bn=True`); with a hundred images we
+# keep their weights and running statistics as pretrained (`train_bn=False` and the `BnFreeze` callback) until
+# the body is unfrozen.
+#
+# **When transfer hurts**: the same clothes body on MNIST digits (50 labels per class, 10 classes). Domains must
+# share structure; always keep a from-scratch baseline.
+
+# %%
+mtask = small_task(xm[idx_tr], ym[idx_tr], list(range(10)), 50, pre_info["mean"], pre_info["std"], xm[idx_va], ym[idx_va])
+mnist_transfer = run_arms(*mtask, n_out=10, steps=50)  # reported only: a shorter budget
+
+# %% tags=["nbval-ignore-output"]
+print("MNIST, 50 labels per class:", {k: round(v, 3) for k, v in mnist_transfer.items()})
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+arms = ["scratch", "probe", "fine-tune"]
+axes[0].bar(arms, [transfer[50][a] for a in arms])
+axes[0].set(title="T-shirt vs Shirt, 50 labels per class", ylim=(0.5, 1))
+axes[1].bar(arms, [mnist_transfer[a] for a in arms], color="#e45756")
+axes[1].set(title="MNIST digits (a clothes body)", ylim=(0, 1))
+plt.show()
+
+# %% [markdown]
+# ## 12. Summary
+#
+# - A convolution is a constrained matrix product: mostly zeros, and the same few weights tied across positions. That
+#   is why its parameter count ignores image size and why it generalizes on images.
+# - Output size ⌊(n + 2p − k)/s⌋ + 1; receptive fields grow with depth and with stride.
+# - The overfitting ladder: more data → augmentation → a better architecture → regularization (weight decay, dropout)
+#   → a smaller model last.
+# - Deep nets train with BatchNorm, 1cycle and residual connections; zero-init the last BN of each block.
+# - One module instance per position: `n * [Block()]` silently shares weights *and* BatchNorm statistics.
+# - fastai: `DataBlock` → `dls`; `vision_learner`/`Learner`; `lr_find`; `fit_one_cycle`; `fine_tune`; `tta`.
+# - Hooks let you read (and CAM lets you *see*) what a CNN uses; check the map against ground truth when you can.
+# - Transfer learning beats scratch when the domains share structure; measure it, a scratch baseline costs little.
+#
+# ## Exercises
+#
+# Each exercise ends with a `check(...)` line: ✅ when your answer is right, ❌ and a hint when it is not.
+
+# %% [markdown]
+# ### Exercise 04.1 · Convolution with loops (difficulty 2)
+#
+# Write `conv2d_naive(x, w, b, stride=1, padding=0)` in NumPy loops for x (N, C, H, W), w (C_out, C, kh, kw) and bias
+# b (C_out,): zero-pad, then slide with the given stride. It must equal `F.conv2d` for any kernel shape (try 1 × 3).
+
+# %%
+def conv2d_naive(x, w, b, stride=1, padding=0):
+    # BEGIN SOLUTION
+    x = np.pad(np.asarray(x, dtype=np.float64), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    n, c, h, wd = x.shape
+    co, _, kh, kw = w.shape
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    out = np.zeros((n, co, oh, ow))
+    for i in range(n):
+        for o in range(co):
+            for r in range(oh):
+                for s in range(ow):
+                    window = x[i, :, r * stride:r * stride + kh, s * stride:s * stride + kw]
+                    out[i, o, r, s] = (window * w[o]).sum() + b[o]
+    return out
+    # END SOLUTION
+
+
+# %%
+check("04.1", conv2d_naive)
+
+# %% [markdown]
+# ### Exercise 04.2 · im2col (difficulty 2)
+#
+# Write `im2col(x, kh, kw, stride=1, padding=0)` returning the (N, C·kh·kw, L) patch matrix in `F.unfold`'s order
+# (channel, then kernel row, then kernel column), and `conv2d_im2col(x, w, b, stride=1, padding=0)` using it and one
+# matrix product. NumPy arrays in, NumPy arrays out.
+
+# %%
+def im2col(x, kh, kw, stride=1, padding=0):
+    # BEGIN SOLUTION
+    x = np.pad(np.asarray(x, dtype=np.float64), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    n, c, h, wd = x.shape
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    cols = np.empty((n, c, kh, kw, oh, ow))
+    for r in range(kh):
+        for s in range(kw):
+            cols[:, :, r, s] = x[:, :, r:r + stride * oh:stride, s:s + stride * ow:stride]
+    return cols.reshape(n, c * kh * kw, oh * ow)
+    # END SOLUTION
+
+
+def conv2d_im2col(x, w, b, stride=1, padding=0):
+    # BEGIN SOLUTION
+    n, _, h, wd = x.shape
+    co, _, kh, kw = w.shape
+    oh, ow = (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1
+    out = w.reshape(co, -1) @ im2col(x, kh, kw, stride, padding) + np.asarray(b)[:, None]
+    return out.reshape(n, co, oh, ow)
+    # END SOLUTION
+
+
+# %%
+check("04.2", im2col, conv2d_im2col)
+
+# %% [markdown]
+# ### Exercise 04.3 · Predict `simple_cnn` (difficulty 1)
+#
+# Without running it, fill in `simple_cnn_shapes`: for each of the 5 conv blocks of §7's `simple_cnn()` (no BN) on a
+# (1, 1, 28, 28) input, the output shape `(1, channels, H, W)`, and `simple_cnn_params`: each block's parameter count,
+# plus `simple_cnn_total`.
+
+# %%
+simple_cnn_shapes = ...  # a list of 5 tuples
+simple_cnn_params = ...  # a list of 5 ints
+simple_cnn_total = ...  # an int
+# BEGIN SOLUTION
+simple_cnn_shapes = [(1, 8, 14, 14), (1, 16, 7, 7), (1, 32, 4, 4), (1, 64, 2, 2), (1, 10, 1, 1)]
+simple_cnn_params = [8 * 25 + 8, 16 * 8 * 9 + 16, 32 * 16 * 9 + 32, 64 * 32 * 9 + 64, 10 * 64 * 9 + 10]
+simple_cnn_total = sum(simple_cnn_params)
+# END SOLUTION
+
+# %%
+check("04.3", simple_cnn_shapes, simple_cnn_params, simple_cnn_total)
+
+# %% [markdown]
+# ### Exercise 04.4 · Receptive field (difficulty 2)
+#
+# Write `receptive_field(layers)` that takes a list of `(kernel, stride)` pairs, first layer first, and returns
+# `(size, jump)`: how many input pixels one output unit sees, and how far apart (in input pixels) neighbouring output
+# units are.
+
+# %%
+def receptive_field(layers):
+    # BEGIN SOLUTION
+    size, jump = 1, 1
+    for k, s in layers:
+        size += (k - 1) * jump
+        jump *= s
+    return size, jump
+    # END SOLUTION
+
+
+# %%
+check("04.4", receptive_field)
+
+# %% [markdown]
+# ### Exercise 04.5 · Debug this: the shared ResBlock (difficulty 1)
+#
+# `BuggyNetResDeep` below repeats one block. Write `FixedNetResDeep(n_chans1=16, n_blocks=10)` with the same layers
+# (use the `DLResBlock` of §6), each block its own instance. For (16, 10) it has 48,706 parameters and outputs (B, 2)
+# for (B, 1, 28, 28) inputs.
+
+# %%
+class BuggyNetResDeep(nn.Module):
+    def __init__(self, n_chans1=16, n_blocks=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, n_chans1, 3, padding=1)
+        self.resblocks = nn.Sequential(*(n_blocks * [DLResBlock(n_chans1)]))
+        self.fc1 = nn.Linear(7 * 7 * n_chans1, 32)
+        self.fc2 = nn.Linear(32, 2)
+
+    def forward(self, x):
+        out = F.max_pool2d(torch.relu(self.conv1(x)), 2)
+        out = F.max_pool2d(self.resblocks(out), 2)
+        return self.fc2(torch.relu(self.fc1(out.flatten(1))))
+
+
+class FixedNetResDeep(BuggyNetResDeep):
+    def __init__(self, n_chans1=16, n_blocks=10):
+        super().__init__(n_chans1, n_blocks)
+        # BEGIN SOLUTION
+        self.resblocks = nn.Sequential(*[DLResBlock(n_chans1) for _ in range(n_blocks)])
+        # END SOLUTION
+
+
+# %%
+check("04.5", FixedNetResDeep)
+
+# %% [markdown]
+# ### Exercise 04.6 · L2 by hand (difficulty 1)
+#
+# Write `l2_penalty(model, lam)`: λ times the sum of the squares of *all* parameters (biases included), as a tensor
+# that autograd can differentiate. The check verifies that one SGD step on `loss + l2_penalty` equals one step of
+# `SGD(weight_decay=2*lam)`.
+
+# %%
+def l2_penalty(model, lam):
+    # BEGIN SOLUTION
+    return lam * sum(p.pow(2).sum() for p in model.parameters())
+    # END SOLUTION
+
+
+# %%
+check("04.6", l2_penalty)
+
+# %% [markdown]
+# ### Exercise 04.7 · BatchNorm from scratch (difficulty 2)
+#
+# Write `BatchNorm2dScratch(nf, eps=1e-5, momentum=0.1)`, an `nn.Module` with parameters `weight` (γ, ones) and
+# `bias` (β, zeros) and buffers `running_mean`, `running_var`: batch statistics in training (biased variance to
+# normalize, unbiased in the running average), running statistics in eval mode. It must match `nn.BatchNorm2d`.
+
+# %%
+class BatchNorm2dScratch(nn.Module):
+    def __init__(self, nf, eps=1e-5, momentum=0.1):
+        super().__init__()
+        # BEGIN SOLUTION
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.ones(nf))
+        self.bias = nn.Parameter(torch.zeros(nf))
+        self.register_buffer("running_mean", torch.zeros(nf))
+        self.register_buffer("running_var", torch.ones(nf))
+        # END SOLUTION
+
+    def forward(self, x):
+        # BEGIN SOLUTION
+        if self.training:
+            mean, var = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)
+            n = x.numel() / x.shape[1]
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var * n / (n - 1), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        x_hat = (x - mean[:, None, None]) / torch.sqrt(var[:, None, None] + self.eps)
+        return self.weight[:, None, None] * x_hat + self.bias[:, None, None]
+        # END SOLUTION
+
+
+# %%
+check("04.7", BatchNorm2dScratch)
+
+# %% [markdown]
+# ### Exercise 04.8 · A ResBlock (difficulty 2)
+#
+# Write `MyResBlock(ni, nf, stride=1)` as in §8 (you may use `conv_bn`): two conv-BN layers (ReLU after the first,
+# the second BN's γ zero-initialised), identity path with a 1 × 1 conv-BN if `ni != nf` and
+# `AvgPool2d(2, ceil_mode=True)` if `stride == 2`, ReLU after the sum. It must work for odd and even sizes.
+
+# %%
+class MyResBlock(nn.Module):
+    def __init__(self, ni, nf, stride=1):
+        super().__init__()
+        # BEGIN SOLUTION
+        self.convs = nn.Sequential(conv_bn(ni, nf, stride=stride), conv_bn(nf, nf, act=False, zero_bn=True))
+        self.idconv = nn.Identity() if ni == nf else conv_bn(ni, nf, ks=1, act=False)
+        self.pool = nn.Identity() if stride == 1 else nn.AvgPool2d(2, ceil_mode=True)
+        # END SOLUTION
+
+    def forward(self, x):
+        # BEGIN SOLUTION
+        return F.relu(self.convs(x) + self.idconv(self.pool(x)))
+        # END SOLUTION
+
+
+# %%
+check("04.8", MyResBlock)
+
+# %% [markdown]
+# ### Exercise 04.9 · CAM with a hook as a context manager (difficulty 2)
+#
+# Write `cam(model, x, body, fc)` returning the class activation maps (B, n_classes, H, W) of a batch x, upsampled
+# bilinearly to x's size. Use `hooks.Hook` (or your own hook) *as a context manager*, so no hook is left behind even
+# when the forward pass raises. The check runs it on `cam_model` with hidden sky images.
+
+# %%
+def cam(model, x, body, fc):
+    # BEGIN SOLUTION
+    model.eval()
+    with hooks.Hook(body) as h, torch.no_grad():
+        model(x)
+    maps = torch.einsum("ck,bkij->bcij", fc.weight.detach(), h.stored)
+    return F.interpolate(maps, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    # END SOLUTION
+
+
+# %%
+check("04.9", cam, cam_model)
+
+# %% [markdown]
+# ### Exercise 04.10 · Label smoothing and mixup by hand (difficulty 1)
+#
+# Write `smooth_targets(y, n, eps)` (y: int64 labels (B,) → (B, n) smoothed one-hot), `mixup(x, y1h, lam, perm)`
+# returning `(lam * x + (1 - lam) * x[perm], lam * y1h + (1 - lam) * y1h[perm])`, and `ls_cross_entropy(logits, y, eps)`,
+# the mean cross-entropy against the smoothed targets (equal to fastai's `LabelSmoothingCrossEntropy(eps)`).
+
+# %%
+def smooth_targets(y, n, eps):
+    # BEGIN SOLUTION
+    return F.one_hot(y, n).float() * (1 - eps) + eps / n
+    # END SOLUTION
+
+
+def mixup(x, y1h, lam, perm):
+    # BEGIN SOLUTION
+    return lam * x + (1 - lam) * x[perm], lam * y1h + (1 - lam) * y1h[perm]
+    # END SOLUTION
+
+
+def ls_cross_entropy(logits, y, eps):
+    # BEGIN SOLUTION
+    return -(smooth_targets(y, logits.shape[1], eps) * F.log_softmax(logits, dim=1)).sum(1).mean()
+    # END SOLUTION
+
+
+# %%
+check("04.10", smooth_targets, mixup, ls_cross_entropy)
+
+# %% [markdown]
+# ### Exercise 04.11 · Device-agnostic code (difficulty 1)
+#
+# Write `to_device(batch, device)` that moves every tensor in a nested structure of tuples, lists and dicts to
+# `device`, keeping the structure (and leaving other objects alone), and `train_step(model, batch, opt, loss_fn, device)`
+# that moves an `(x, y)` batch to the model's device, takes one optimizer step and returns the loss as a float.
+
+# %%
+def to_device(batch, device):
+    # BEGIN SOLUTION
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+    # END SOLUTION
+
+
+def train_step(model, batch, opt, loss_fn, device):
+    # BEGIN SOLUTION
+    x, y = to_device(batch, device)
+    loss = loss_fn(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+    # END SOLUTION
+
+
+# %%
+check("04.11", to_device, train_step)
+
+# %% [markdown]
+# ## Further reading
+#
+# - Eli Stevens, Luca Antiga and Thomas Viehmann, *Deep Learning with PyTorch*, chapters 7 ("Telling birds from
+#   airplanes") and 8 ("Using convolutions to generalize").
+# - Jeremy Howard and Sylvain Gugger, *Deep Learning for Coders with fastai and PyTorch*, chapters 5-7 (image
+#   classification, other vision problems, training a state-of-the-art model), 13 (convolutions), 14 (ResNets),
+#   15 (architecture details) and 18 (CNN interpretation with CAM).
+# - Seth Weidman, *Deep Learning from Scratch*, chapter 5 and appendix A (convolution forward and backward, im2col).
+# - Vincent Dumoulin and Francesco Visin, [A guide to convolution arithmetic for deep learning](https://arxiv.org/abs/1603.07285).
+# - Kaiming He et al., [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385) and
+#   [Bag of Tricks for Image Classification](https://arxiv.org/abs/1812.01187).
+# - Bolei Zhou et al., [Learning Deep Features for Discriminative Localization](https://arxiv.org/abs/1512.04150) (CAM);
+#   Ramprasaath Selvaraju et al., [Grad-CAM](https://arxiv.org/abs/1610.02391).
+# - Leslie Smith, [A disciplined approach to neural network hyper-parameters](https://arxiv.org/abs/1803.09820) (1cycle).
+# - Han Xiao, Kashif Rasul and Roland Vollgraf, [Fashion-MNIST](https://arxiv.org/abs/1708.07747).

@@ -1,0 +1,455 @@
+"""Checks for 04_cnns: convolutions, receptive fields, ResBlocks, BatchNorm, CAM, mixup, devices.
+
+Every check runs the learner's answer on its own seeded inputs (local generators only) and compares
+with a reference computed here. Models built inside a check get their weights inside
+`torch.random.fork_rng` (the framework forks too), so the notebook's random state is never moved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils.checks.framework import Wrong, assert_close, call, exercise, require, require_callable
+
+F64 = torch.float64
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _array(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise Wrong(f"`{name}` should return numbers, got a {type(value).__name__}.") from err
+    if arr.shape != tuple(shape):
+        raise Wrong(f"`{name}` returned shape {arr.shape}, expected {tuple(shape)}. Hint: output side = (n + 2p - k) // s + 1.")
+    if not np.isfinite(arr).all():
+        raise Wrong(f"`{name}` returned inf or nan.")
+    return arr
+
+
+def _conv_cases():
+    """(x, w, b, stride, padding) cases: stride 2, padding 1-2, 3 channels, a 1x3 kernel, odd sizes."""
+    g = _gen(404)
+    specs = [((2, 1, 7, 7), (3, 1, 3, 3), 1, 0), ((1, 3, 8, 6), (2, 3, 3, 3), 2, 1), ((2, 2, 9, 9), (4, 2, 5, 5), 2, 2),
+             ((1, 3, 6, 7), (2, 3, 1, 3), 1, 0), ((1, 1, 5, 8), (1, 1, 3, 3), 1, 1), ((1, 2, 7, 5), (3, 2, 2, 2), 3, 1)]
+    cases = []
+    for xs, ws, s, p in specs:
+        cases.append((torch.randn(xs, generator=g, dtype=F64), torch.randn(ws, generator=g, dtype=F64),
+                      torch.randn(ws[0], generator=g, dtype=F64), s, p))
+    return cases
+
+
+def _check_conv(fn, name):
+    for x, w, b, s, p in _conv_cases():
+        ref = F.conv2d(x, w, b, stride=s, padding=p).numpy()
+        out = call(fn, x.numpy().copy(), w.numpy().copy(), b.numpy().copy(), s, p, name=name)
+        got = _array(out, f"{name}(x of shape {tuple(x.shape)}, w {tuple(w.shape)}, stride={s}, padding={p})", ref.shape)
+        if not np.allclose(got, ref, atol=1e-6, rtol=1e-6):
+            raise Wrong(
+                f"`{name}` differs from F.conv2d for x {tuple(x.shape)}, w {tuple(w.shape)}, stride {s}, padding {p} "
+                f"(largest gap {np.abs(got - ref).max():.3g}). Hint: pad first, step the window start by the stride, add the bias."
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.1 conv2d_naive
+# ----------------------------------------------------------------------------------------------
+
+
+@exercise("04.1", "convolution with loops")
+def check_conv_naive(conv2d_naive: Any) -> None:
+    fn = require_callable(conv2d_naive, "conv2d_naive")
+    _check_conv(fn, "conv2d_naive")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.2 im2col
+# ----------------------------------------------------------------------------------------------
+
+
+@exercise("04.2", "im2col")
+def check_im2col(im2col: Any, conv2d_im2col: Any) -> None:
+    im2col = require_callable(im2col, "im2col")
+    conv = require_callable(conv2d_im2col, "conv2d_im2col")
+    for x, w, _, s, p in _conv_cases():
+        kh, kw = w.shape[-2:]
+        ref = F.unfold(x, (kh, kw), stride=s, padding=p).numpy()
+        got = _array(call(im2col, x.numpy().copy(), kh, kw, s, p, name="im2col"),
+                     f"im2col(x {tuple(x.shape)}, {kh}, {kw}, stride={s}, padding={p})", ref.shape)
+        if not np.allclose(got, ref, atol=1e-6):
+            raise Wrong(f"`im2col` columns differ from F.unfold for x {tuple(x.shape)}, kernel {kh}x{kw}, stride {s}, "
+                        "padding {p}. Hint: rows go channel first, then kernel row, then kernel column.".replace("{p}", str(p)))
+    _check_conv(conv, "conv2d_im2col")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.3 simple_cnn shapes
+# ----------------------------------------------------------------------------------------------
+
+
+def _simple_cnn() -> nn.Sequential:
+    def conv(ni, nf, ks=3, act=True):
+        layers = [nn.Conv2d(ni, nf, ks, stride=2, padding=ks // 2)]
+        return nn.Sequential(*layers, nn.ReLU()) if act else nn.Sequential(*layers)
+
+    return nn.Sequential(conv(1, 8, ks=5), conv(8, 16), conv(16, 32), conv(32, 64), conv(64, 10, act=False), nn.Flatten())
+
+
+@exercise("04.3", "predict simple_cnn")
+def check_simple_cnn(shapes: Any, params: Any, total: Any) -> None:
+    require(shapes, "simple_cnn_shapes")
+    require(params, "simple_cnn_params")
+    require(total, "simple_cnn_total")
+    model = _simple_cnn()
+    x = torch.zeros(1, 1, 28, 28)
+    ref_shapes, ref_params = [], []
+    for block in list(model)[:5]:
+        x = block(x)
+        ref_shapes.append(tuple(x.shape))
+        ref_params.append(sum(p.numel() for p in block.parameters()))
+    if not isinstance(shapes, (list, tuple)) or len(shapes) != 5:
+        raise Wrong("`simple_cnn_shapes` should be a list of 5 shapes, one per conv block.")
+    if not isinstance(params, (list, tuple)) or len(params) != 5:
+        raise Wrong("`simple_cnn_params` should be a list of 5 ints, one per conv block.")
+    for i, (got, ref) in enumerate(zip(shapes, ref_shapes)):
+        try:
+            got_t = tuple(int(v) for v in got)
+        except (TypeError, ValueError):
+            raise Wrong(f"block {i + 1}'s shape should be a tuple of 4 ints, got {got!r}.") from None
+        if got_t != ref:
+            raise Wrong(f"block {i + 1} (conv {'5x5' if i == 0 else '3x3'}, stride 2) outputs a different shape than {got_t}. "
+                        "Hint: side = (n + 2*(k//2) - k) // 2 + 1.")
+    for i, (got, ref) in enumerate(zip(params, ref_params)):
+        if isinstance(got, bool) or not isinstance(got, (int, np.integer)) or int(got) != ref:
+            raise Wrong(f"block {i + 1}'s parameter count {got!r} is wrong. Hint: c_out * c_in * k * k weights plus c_out biases.")
+    if isinstance(total, bool) or not isinstance(total, (int, np.integer)) or int(total) != sum(ref_params):
+        raise Wrong(f"`simple_cnn_total` {total!r} is not the sum of the blocks' parameters.")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.4 receptive field
+# ----------------------------------------------------------------------------------------------
+
+
+def _rf(layers):
+    size, jump = 1, 1
+    for k, s in layers:
+        size, jump = size + (k - 1) * jump, jump * s
+    return size, jump
+
+
+def _measured_rf(layers) -> int:
+    """Width of the nonzero input-gradient window of the centre output unit (all-ones average kernels)."""
+    mods = []
+    for k, s in layers:
+        conv = nn.Conv2d(1, 1, k, stride=s, bias=False)
+        nn.init.constant_(conv.weight, 1.0)
+        mods.append(conv)
+    net = nn.Sequential(*mods)
+    x = torch.ones(1, 1, 64, 64, requires_grad=True)
+    out = net(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    cols = (x.grad[0, 0].abs().sum(0) > 0).nonzero()
+    return int(cols.max() - cols.min() + 1)
+
+
+@exercise("04.4", "receptive field")
+def check_receptive_field(receptive_field: Any) -> None:
+    fn = require_callable(receptive_field, "receptive_field")
+    stacks = [[(3, 1), (2, 2), (3, 1)], [(3, 1)], [(5, 2), (3, 2), (3, 2)], [(3, 2), (3, 2)], [(7, 2), (3, 2), (3, 1), (3, 1)],
+              [(1, 1), (3, 1), (3, 1)], [(2, 2), (2, 2), (2, 2)], [(3, 1), (3, 1), (3, 2), (3, 1)]]
+    for layers in stacks:
+        out = call(fn, list(layers), name="receptive_field")
+        try:
+            got = tuple(int(v) for v in out)
+        except (TypeError, ValueError):
+            raise Wrong(f"`receptive_field` should return (size, jump), got {out!r}.") from None
+        if len(got) != 2 or got != _rf(layers):
+            hint = "jump multiplies by each stride; size grows by (k - 1) * the jump *before* this layer."
+            raise Wrong(f"receptive_field({layers}) returned {out!r}, which is wrong. Hint: {hint}")
+    for layers in (stacks[2], stacks[7]):
+        if _measured_rf(layers) != _rf(layers)[0]:  # sanity: the formula agrees with backprop
+            raise Wrong("internal: measured receptive field disagrees")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.5 fixed NetResDeep
+# ----------------------------------------------------------------------------------------------
+
+
+@exercise("04.5", "the shared ResBlock")
+def check_fixed_resdeep(FixedNetResDeep: Any) -> None:
+    cls = require_callable(FixedNetResDeep, "FixedNetResDeep")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = call(cls, name="FixedNetResDeep")
+        small = call(cls, 8, 3, name="FixedNetResDeep")
+    if not isinstance(model, nn.Module):
+        raise Wrong("`FixedNetResDeep()` should build an nn.Module.")
+    n = sum(p.numel() for p in model.parameters())
+    if n != 48706:
+        raise Wrong(f"FixedNetResDeep(16, 10) has {n:,} parameters, expected 48,706. Hint: each of the 10 blocks needs its own weights.")
+    blocks = [m for m in model.modules() if type(m).__name__ == "DLResBlock" or (isinstance(m, nn.Module) and hasattr(m, "conv") and hasattr(m, "bn"))]
+    if len({id(b) for b in blocks}) != 10:
+        raise Wrong(f"found {len({id(b) for b in blocks})} distinct ResBlock objects, expected 10. Hint: a comprehension, not n * [block].")
+    if len({b.conv.weight.data_ptr() for b in blocks}) != 10:
+        raise Wrong("the blocks share parameter tensors. Hint: build a new DLResBlock for each position.")
+    n_small = sum(p.numel() for p in small.parameters())
+    expected_small = 80 + 3 * (8 * 8 * 9 + 16) + 7 * 7 * 8 * 32 + 32 + 66
+    if n_small != expected_small:
+        raise Wrong(f"FixedNetResDeep(8, 3) has {n_small:,} parameters, expected {expected_small:,}: use the n_chans1 and n_blocks arguments.")
+    x = torch.randn(3, 1, 28, 28, generator=_gen(5))
+    out = call(model, x, name="FixedNetResDeep()(x)")
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (3, 2):
+        raise Wrong(f"the model should output (3, 2) for 3 images, got {getattr(out, 'shape', out)!r}.")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.6 L2 penalty
+# ----------------------------------------------------------------------------------------------
+
+
+def _small_net(seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Conv2d(1, 4, 3), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).double()
+
+
+@exercise("04.6", "L2 by hand")
+def check_l2(l2_penalty: Any) -> None:
+    fn = require_callable(l2_penalty, "l2_penalty")
+    lam = 0.0037
+    model = _small_net(11)
+    pen = call(fn, model, lam, name="l2_penalty")
+    if not isinstance(pen, torch.Tensor) or pen.numel() != 1:
+        raise Wrong("`l2_penalty` should return a one-element tensor, so autograd can differentiate it.")
+    ref = lam * sum(p.detach().pow(2).sum() for p in model.parameters())
+    no_bias = lam * sum(p.detach().pow(2).sum() for n, p in model.named_parameters() if "bias" not in n)
+    if torch.allclose(pen.detach().double(), no_bias, rtol=1e-9) and not torch.allclose(no_bias, ref):
+        raise Wrong("the penalty leaves out the biases. Hint: sum over all of model.parameters().")
+    assert_close(pen.detach(), ref, "l2_penalty(model, lam)", rtol=1e-7, hint="lam * sum of p**2 over all parameters (no 1/2).")
+    x = torch.randn(5, 1, 8, 8, generator=_gen(12), dtype=F64)
+    y = torch.randint(0, 3, (5,), generator=_gen(13))
+    m1, m2 = _small_net(11), _small_net(11)
+    o1, o2 = torch.optim.SGD(m1.parameters(), lr=0.1), torch.optim.SGD(m2.parameters(), lr=0.1, weight_decay=2 * lam)
+    penalty = call(fn, m1, lam, name="l2_penalty")
+    (F.cross_entropy(m1(x), y) + penalty).backward()
+    o1.step()
+    F.cross_entropy(m2(x), y).backward()
+    o2.step()
+    if not all(p1.grad is not None for p1 in m1.parameters()):
+        raise Wrong("the penalty does not reach every parameter's gradient (did you detach or use .item()?).")
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        if not torch.allclose(p1, p2, atol=1e-7):
+            raise Wrong("one SGD step with your penalty differs from SGD(weight_decay=2*lam). Hint: keep the result a tensor with its graph.")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.7 BatchNorm from scratch
+# ----------------------------------------------------------------------------------------------
+
+
+@exercise("04.7", "BatchNorm from scratch")
+def check_batchnorm(BatchNorm2dScratch: Any) -> None:
+    cls = require_callable(BatchNorm2dScratch, "BatchNorm2dScratch")
+    mine = call(cls, 5, name="BatchNorm2dScratch")
+    if not isinstance(mine, nn.Module):
+        raise Wrong("`BatchNorm2dScratch(5)` should be an nn.Module.")
+    for attr in ("weight", "bias", "running_mean", "running_var"):
+        if not isinstance(getattr(mine, attr, None), torch.Tensor):
+            raise Wrong(f"the module needs a tensor attribute `{attr}`.")
+    if not isinstance(mine.weight, nn.Parameter) or not isinstance(mine.bias, nn.Parameter):
+        raise Wrong("`weight` and `bias` should be nn.Parameter, so an optimizer sees them.")
+    ref = nn.BatchNorm2d(5)
+    g = _gen(70)
+    mine.train()
+    for step in range(3):
+        x = torch.randn(6, 5, 4, 3, generator=g) * 2 + 0.5
+        out = call(mine, x, name="BatchNorm2dScratch(5)(x)")
+        assert_close(out.detach(), ref(x).detach(), f"training-mode output (batch {step + 1})", atol=1e-5,
+                     hint="normalize with the batch mean and the biased variance over (N, H, W).")
+    assert_close(mine.running_mean.detach(), ref.running_mean, "running_mean after 3 batches", atol=1e-5,
+                 hint="running = (1 - momentum) * running + momentum * batch mean.")
+    assert_close(mine.running_var.detach(), ref.running_var, "running_var after 3 batches", atol=1e-5,
+                 hint="the running variance uses the unbiased batch variance (divide by n - 1).")
+    mine.eval()
+    ref.eval()
+    x = torch.randn(4, 5, 3, 3, generator=g)
+    out = call(mine, x, name="BatchNorm2dScratch in eval mode")
+    assert_close(out.detach(), ref(x).detach(), "eval-mode output", atol=1e-5, hint="in eval mode use the running statistics.")
+    mine.train()
+    mine.zero_grad()
+    call(mine, x, name="BatchNorm2dScratch").pow(2).sum().backward()
+    if mine.weight.grad is None or mine.bias.grad is None:
+        raise Wrong("gamma and beta get no gradient. Hint: use them in forward as tensors with requires_grad.")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.8 ResBlock
+# ----------------------------------------------------------------------------------------------
+
+
+@exercise("04.8", "a ResBlock")
+def check_resblock(MyResBlock: Any) -> None:
+    from course_utils.pretrained import ResBlock
+
+    cls = require_callable(MyResBlock, "MyResBlock")
+    g = _gen(80)
+    for ni, nf, stride, side in ((4, 4, 1, 8), (4, 8, 1, 7), (4, 8, 2, 8), (4, 8, 2, 7), (8, 8, 2, 5), (6, 3, 2, 9)):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1)
+            block = call(cls, ni, nf, stride, name="MyResBlock")
+            ref = ResBlock(ni, nf, stride)
+        if not isinstance(block, nn.Module):
+            raise Wrong("`MyResBlock(...)` should be an nn.Module.")
+        x = torch.randn(2, ni, side, side, generator=g)
+        block.train()
+        out = call(block, x, name=f"MyResBlock({ni}, {nf}, {stride})(x)")
+        expected = ref(x)
+        if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
+            raise Wrong(f"MyResBlock({ni}, {nf}, stride={stride}) on a {side}x{side} input should give {tuple(expected.shape)}, "
+                        f"got {tuple(getattr(out, 'shape', ()))}. Hint: AvgPool2d(2, ceil_mode=True) on the identity path.")
+        n_mine, n_ref = sum(p.numel() for p in block.parameters()), sum(p.numel() for p in ref.parameters())
+        if n_mine != n_ref:
+            raise Wrong(f"MyResBlock({ni}, {nf}, {stride}) has {n_mine} parameters, expected {n_ref}. Hint: convs without bias "
+                        "(BatchNorm follows), a 1x1 conv-BN on the identity path only when ni != nf.")
+        idpath = nn.Identity() if ni == nf else getattr(block, "idconv", None)
+        pool = getattr(block, "pool", nn.Identity())
+        if idpath is None:
+            raise Wrong("name the identity path's 1x1 conv `idconv` and the pooling `pool`, as in §8.")
+        if not torch.allclose(out, F.relu(idpath(pool(x))), atol=1e-6):
+            raise Wrong("at initialization the block should equal relu(idpath(x)). Hint: zero-initialise the last BatchNorm's weight.")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.9 CAM
+# ----------------------------------------------------------------------------------------------
+
+
+@exercise("04.9", "CAM with a hook")
+def check_cam(cam: Any, model: Any) -> None:
+    from course_utils.data.vision import sky_shapes
+    from course_utils.hooks import class_activation_map, peak_in_box
+
+    fn = require_callable(cam, "cam")
+    require(model, "cam_model")
+    if not isinstance(model, nn.Module) or not hasattr(model, "body") or not hasattr(model, "fc"):
+        raise Wrong("pass the chapter's trained `cam_model` (it has .body and .fc).")
+    dev = next(model.parameters()).device
+    x, y, boxes = sky_shapes(100, seed=4242)
+    x = x.to(dev)
+    out = call(fn, model, x, model.body, model.fc, name="cam")
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (100, 2, 32, 32):
+        raise Wrong(f"`cam` should return (100, 2, 32, 32) for 100 images of 32x32, got {tuple(getattr(out, 'shape', ())) or type(out).__name__}.")
+    ref = class_activation_map(model, x, model.body, model.fc)
+    assert_close(out.detach().cpu(), ref.cpu(), "cam(...)", atol=1e-4, rtol=1e-4,
+                 hint="einsum('ck,bkij->bcij', fc.weight, activations), then F.interpolate(..., mode='bilinear').")
+    rate = peak_in_box(out.detach().cpu()[torch.arange(100), y], boxes).float().mean().item()
+    if rate < 0.7:
+        raise Wrong(f"the peak of the true class's map is in the box for only {rate:.0%} of the images.")
+    if len(model.body._forward_hooks):
+        raise Wrong("a forward hook is still registered on the body. Hint: use the hook as a context manager.")
+    try:
+        fn(model, torch.zeros(2, 3, 32, 32, device=dev), model.body, model.fc)  # 3 channels: the forward raises
+    except Exception:
+        pass
+    if len(model.body._forward_hooks):
+        model.body._forward_hooks.clear()
+        raise Wrong("when the forward pass raises, your hook stays registered. Hint: `with Hook(body) as h:` removes it in __exit__.")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.10 label smoothing and mixup
+# ----------------------------------------------------------------------------------------------
+
+
+@exercise("04.10", "label smoothing and mixup")
+def check_smoothing(smooth_targets: Any, mixup: Any, ls_cross_entropy: Any) -> None:
+    from fastai.losses import LabelSmoothingCrossEntropy
+
+    st = require_callable(smooth_targets, "smooth_targets")
+    mx = require_callable(mixup, "mixup")
+    ce = require_callable(ls_cross_entropy, "ls_cross_entropy")
+    y = torch.tensor([3, 0, 9, 3])
+    t = call(st, y, 10, 0.1, name="smooth_targets")
+    t = torch.as_tensor(t).double()
+    if tuple(t.shape) != (4, 10):
+        raise Wrong(f"smooth_targets(y of 4 labels, 10, 0.1) should be (4, 10), got {tuple(t.shape)}.")
+    expected = torch.full((4, 10), 0.01, dtype=F64)
+    expected[torch.arange(4), y] = 0.91
+    assert_close(t, expected, "smooth_targets(y, 10, 0.1)", atol=1e-6, hint="true class 1 - eps + eps/n, others eps/n.")
+    g = _gen(90)
+    y2 = torch.randint(0, 7, (6,), generator=g)
+    t2 = torch.as_tensor(call(st, y2, 7, 0.3, name="smooth_targets")).double()
+    assert_close(t2.sum(1), torch.ones(6, dtype=F64), "row sums of smooth_targets(y, 7, 0.3)", atol=1e-6)
+    x = torch.randn(6, 1, 4, 4, generator=g)
+    y1h = F.one_hot(y2, 7).float()
+    perm = torch.randperm(6, generator=g)
+    out = call(mx, x, y1h, 0.7, perm, name="mixup")
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise Wrong("`mixup` should return (mixed images, mixed targets).")
+    assert_close(torch.as_tensor(out[0]).detach(), 0.7 * x + 0.3 * x[perm], "mixed images", atol=1e-6,
+                 hint="lam * x + (1 - lam) * x[perm].")
+    assert_close(torch.as_tensor(out[1]).detach(), 0.7 * y1h + 0.3 * y1h[perm], "mixed targets", atol=1e-6)
+    logits = torch.randn(8, 5, generator=g) * 3
+    yl = torch.randint(0, 5, (8,), generator=g)
+    for eps in (0.1, 0.25):
+        got = call(ce, logits, yl, eps, name="ls_cross_entropy")
+        ref = LabelSmoothingCrossEntropy(eps=eps)(logits, yl)
+        assert_close(torch.as_tensor(got).detach(), ref.detach(), f"ls_cross_entropy(logits, y, {eps})", atol=1e-6,
+                     hint="mean over the batch of -sum(smoothed target * log_softmax(logits)).")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.11 devices
+# ----------------------------------------------------------------------------------------------
+
+
+@exercise("04.11", "device-agnostic code")
+def check_devices(to_device: Any, train_step: Any) -> None:
+    td = require_callable(to_device, "to_device")
+    ts = require_callable(train_step, "train_step")
+    batch = {"x": torch.ones(2, 3), "pair": (torch.zeros(1), [torch.arange(3), "label"]), "n": 5}
+    out = call(td, batch, torch.device("meta"), name="to_device")
+    if not isinstance(out, dict) or set(out) != {"x", "pair", "n"}:
+        raise Wrong("`to_device` should return a dict with the same keys for a dict.")
+    pair = out["pair"]
+    if not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[1], list) or len(pair[1]) != 2:
+        raise Wrong("`to_device` should keep tuples as tuples and lists as lists, nested too.")
+    tensors = [out["x"], pair[0], pair[1][0]]
+    if not all(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in tensors):
+        raise Wrong("some tensors were not moved: recurse into dicts, tuples and lists.")
+    if pair[1][1] != "label" or out["n"] != 5:
+        raise Wrong("objects that are not tensors should be returned unchanged.")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model = nn.Linear(4, 2)
+    before = model.weight.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    g = _gen(91)
+    xb, yb = torch.randn(8, 4, generator=g), torch.randint(0, 2, (8,), generator=g)
+    loss = call(ts, model, (xb, yb), opt, nn.CrossEntropyLoss(), torch.device("cpu"), name="train_step")
+    if isinstance(loss, torch.Tensor) or not isinstance(loss, (float, np.floating)):
+        raise Wrong(f"`train_step` should return the loss as a Python float (loss.item()), got a {type(loss).__name__}.")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        ref = nn.Linear(4, 2)
+    ref_loss = nn.CrossEntropyLoss()(ref(xb), yb)
+    ref_loss.backward()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p -= 0.5 * p.grad
+    if abs(float(loss) - ref_loss.item()) > 1e-6:
+        raise Wrong("the returned loss is not the loss before the step.")
+    if torch.equal(model.weight, before) or not torch.allclose(model.weight, ref.weight, atol=1e-6):
+        raise Wrong("the model's parameters did not take exactly one optimizer step. Hint: zero_grad, backward, step.")

@@ -1,0 +1,395 @@
+"""Tests of the 04_cnns checks: an independently written correct answer passes, planted wrong answers,
+stubs and crashing answers fail, and no check ever raises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils.checks import run_check
+from course_utils.data import sky_shapes
+from course_utils.pretrained import ResBlock, conv_bn
+
+
+def passes(exercise_id, *answers):
+    ok, line = run_check(exercise_id, *answers)
+    assert ok, line
+    assert line.startswith("✅"), line
+
+
+def fails(exercise_id, *answers):
+    ok, line = run_check(exercise_id, *answers)
+    assert not ok, f"a wrong answer passed {exercise_id}"
+    assert line.startswith(f"❌ {exercise_id} "), line
+    return line
+
+
+def crash(*args, **kwargs):
+    raise RuntimeError("boom")
+
+
+def returns_none(*args, **kwargs):
+    return None
+
+
+# 04.1 / 04.2 ------------------------------------------------------------------------------------
+
+
+def conv_torch(x, w, b, stride=1, padding=0):  # a correct answer through torch
+    return F.conv2d(torch.as_tensor(x), torch.as_tensor(w), torch.as_tensor(b), stride=stride, padding=padding).numpy()
+
+
+def conv_no_bias(x, w, b, stride=1, padding=0):
+    return F.conv2d(torch.as_tensor(x), torch.as_tensor(w), None, stride=stride, padding=padding).numpy()
+
+
+def conv_ignores_stride(x, w, b, stride=1, padding=0):
+    return conv_torch(x, w, b, 1, padding)
+
+
+def conv_flipped(x, w, b, stride=1, padding=0):  # true convolution instead of cross-correlation
+    return conv_torch(x, np.flip(w, (2, 3)).copy(), b, stride, padding)
+
+
+def conv_einsum(x, w, b, stride=1, padding=0):
+    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    kh, kw = w.shape[2:]
+    oh, ow = (x.shape[2] - kh) // stride + 1, (x.shape[3] - kw) // stride + 1
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :oh, :ow]
+    return np.einsum("ncijkl,ockl->noij", win, w) + b[None, :, None, None]
+
+
+def test_04_1():
+    passes("04.1", conv_einsum)
+    passes("04.1", conv_torch)
+    for wrong in (conv_no_bias, conv_ignores_stride, conv_flipped, crash, returns_none, None, ..., 3):
+        fails("04.1", wrong)
+
+
+def im2col_torch(x, kh, kw, stride=1, padding=0):
+    return F.unfold(torch.as_tensor(x), (kh, kw), stride=stride, padding=padding).numpy()
+
+
+def im2col_wrong_order(x, kh, kw, stride=1, padding=0):  # kernel position first, channel second
+    cols = im2col_torch(x, kh, kw, stride, padding)
+    n, _, L = cols.shape
+    c = x.shape[1]
+    return cols.reshape(n, c, kh * kw, L).transpose(0, 2, 1, 3).reshape(n, -1, L)
+
+
+def test_04_2():
+    passes("04.2", im2col_torch, conv_einsum)
+    fails("04.2", im2col_wrong_order, conv_einsum)
+    fails("04.2", im2col_torch, conv_no_bias)
+    fails("04.2", crash, conv_einsum)
+    fails("04.2", None, None)
+    fails("04.2", ..., ...)
+
+
+# 04.3 -------------------------------------------------------------------------------------------
+
+
+def test_04_3():
+    shapes = [(1, 8, 14, 14), (1, 16, 7, 7), (1, 32, 4, 4), (1, 64, 2, 2), (1, 10, 1, 1)]
+    params = [208, 1168, 4640, 18496, 5770]
+    passes("04.3", shapes, params, 30282)
+    passes("04.3", [list(s) for s in shapes], np.array(params).tolist(), np.int64(30282))
+    fails("04.3", [(1, 8, 12, 12), *shapes[1:]], params, 30282)  # forgot the padding
+    fails("04.3", shapes, [200, 1152, 4608, 18432, 5760], 30152)  # forgot the biases
+    fails("04.3", shapes, params, 30000)
+    fails("04.3", ..., ..., ...)
+    fails("04.3", None, params, 1)
+
+
+# 04.4 -------------------------------------------------------------------------------------------
+
+
+def rf_backwards(layers):  # from the output back to the input
+    size = 1
+    for k, s in reversed(layers):
+        size = (size - 1) * s + k
+    jump = int(np.prod([s for _, s in layers]))
+    return size, jump
+
+
+def test_04_4():
+    passes("04.4", rf_backwards)
+    fails("04.4", lambda layers: (1 + sum(k - 1 for k, _ in layers), int(np.prod([s for _, s in layers]))))
+    fails("04.4", lambda layers: rf_backwards(layers)[0])
+    fails("04.4", crash)
+    fails("04.4", returns_none)
+    fails("04.4", ...)
+
+
+# 04.5 -------------------------------------------------------------------------------------------
+
+
+class DLResBlock(nn.Module):
+    def __init__(self, n_chans):
+        super().__init__()
+        self.conv = nn.Conv2d(n_chans, n_chans, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(n_chans)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x))) + x
+
+
+class Buggy(nn.Module):
+    def __init__(self, n_chans1=16, n_blocks=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, n_chans1, 3, padding=1)
+        self.resblocks = nn.Sequential(*(n_blocks * [DLResBlock(n_chans1)]))
+        self.fc1 = nn.Linear(7 * 7 * n_chans1, 32)
+        self.fc2 = nn.Linear(32, 2)
+
+    def forward(self, x):
+        out = F.max_pool2d(torch.relu(self.conv1(x)), 2)
+        out = F.max_pool2d(self.resblocks(out), 2)
+        return self.fc2(torch.relu(self.fc1(out.flatten(1))))
+
+
+class FixedModuleList(Buggy):
+    def __init__(self, n_chans1=16, n_blocks=10):
+        super().__init__(n_chans1, n_blocks)
+        self.resblocks = nn.Sequential(*nn.ModuleList(DLResBlock(n_chans1) for _ in range(n_blocks)))
+
+
+class FixedIgnoresArgs(Buggy):
+    def __init__(self, n_chans1=16, n_blocks=10):
+        super().__init__(16, 10)
+        self.resblocks = nn.Sequential(*[DLResBlock(16) for _ in range(10)])
+
+
+def test_04_5():
+    passes("04.5", FixedModuleList)
+    fails("04.5", Buggy)
+    fails("04.5", FixedIgnoresArgs)
+    fails("04.5", crash)
+    fails("04.5", None)
+
+
+# 04.6 -------------------------------------------------------------------------------------------
+
+
+def test_04_6():
+    passes("04.6", lambda model, lam: lam * torch.cat([p.flatten() for p in model.parameters()]).square().sum())
+    fails("04.6", lambda model, lam: lam / 2 * sum(p.pow(2).sum() for p in model.parameters()))
+    fails("04.6", lambda model, lam: lam * sum(p.pow(2).sum() for n, p in model.named_parameters() if "bias" not in n))
+    fails("04.6", lambda model, lam: float(lam * sum(p.pow(2).sum() for p in model.parameters())))
+    fails("04.6", lambda model, lam: lam * sum(p.detach().pow(2).sum() for p in model.parameters()))
+    fails("04.6", crash)
+    fails("04.6", returns_none)
+
+
+# 04.7 -------------------------------------------------------------------------------------------
+
+
+class BNViaFunctional(nn.Module):
+    def __init__(self, nf, eps=1e-5, momentum=0.1):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight, self.bias = nn.Parameter(torch.ones(nf)), nn.Parameter(torch.zeros(nf))
+        self.register_buffer("running_mean", torch.zeros(nf))
+        self.register_buffer("running_var", torch.ones(nf))
+
+    def forward(self, x):
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum, self.eps)
+
+
+class BNBiasedRunning(BNViaFunctional):
+    def forward(self, x):
+        if self.training:
+            mean, var = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var, self.momentum)  # biased: wrong
+        else:
+            mean, var = self.running_mean, self.running_var
+        return self.weight[:, None, None] * (x - mean[:, None, None]) / (var[:, None, None] + self.eps).sqrt() + self.bias[:, None, None]
+
+
+class BNAlwaysBatch(BNViaFunctional):
+    def forward(self, x):
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, self.momentum, self.eps)
+
+
+def test_04_7():
+    passes("04.7", BNViaFunctional)
+    fails("04.7", BNBiasedRunning)
+    fails("04.7", BNAlwaysBatch)
+    fails("04.7", crash)
+    fails("04.7", None)
+
+
+# 04.8 -------------------------------------------------------------------------------------------
+
+
+class BlockNoZero(ResBlock):
+    def __init__(self, ni, nf, stride=1):
+        super().__init__(ni, nf, stride)
+        nn.init.ones_(self.convs[1][1].weight)
+
+
+class BlockFloorPool(ResBlock):
+    def __init__(self, ni, nf, stride=1):
+        super().__init__(ni, nf, stride)
+        if stride == 2:
+            self.pool = nn.AvgPool2d(2)
+
+
+class BlockWritten(nn.Module):  # written out without the course's classes
+    def __init__(self, ni, nf, stride=1):
+        super().__init__()
+        self.c1 = nn.Conv2d(ni, nf, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(nf)
+        self.c2 = nn.Conv2d(nf, nf, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(nf)
+        nn.init.zeros_(self.b2.weight)
+        self.idconv = nn.Identity() if ni == nf else nn.Sequential(nn.Conv2d(ni, nf, 1, bias=False), nn.BatchNorm2d(nf))
+        self.pool = nn.Identity() if stride == 1 else nn.AvgPool2d(2, ceil_mode=True)
+
+    def forward(self, x):
+        return F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))) + self.idconv(self.pool(x)))
+
+
+def test_04_8():
+    passes("04.8", BlockWritten)
+    passes("04.8", ResBlock)
+    fails("04.8", BlockNoZero)
+    fails("04.8", BlockFloorPool)
+    fails("04.8", crash)
+    fails("04.8", ...)
+
+
+# 04.9 -------------------------------------------------------------------------------------------
+
+
+class CamNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(1, 16), conv_bn(16, 32, stride=2), conv_bn(32, 64, stride=2))
+        self.fc = nn.Linear(64, 2)
+
+    def forward(self, x):
+        return self.fc(self.body(x).mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def cam_model():
+    x, y, _ = sky_shapes(1500, seed=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = CamNet()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        for b in torch.randperm(len(x), generator=g).split(64):
+            loss = F.cross_entropy(model(x[b]), y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def cam_ok(model, x, body, fc):
+    store = []
+    handle = body.register_forward_hook(lambda m, i, o: store.append(o.detach()))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        handle.remove()
+    maps = (fc.weight.detach()[None, :, :, None, None] * store[0][:, None]).sum(2)
+    return F.interpolate(maps, size=x.shape[-2:], mode="bilinear")
+
+
+def cam_leaks_on_error(model, x, body, fc):
+    store = []
+    handle = body.register_forward_hook(lambda m, i, o: store.append(o.detach()))
+    with torch.no_grad():
+        model.eval()(x)
+    handle.remove()
+    maps = torch.einsum("ck,bkij->bcij", fc.weight.detach(), store[0])
+    return F.interpolate(maps, size=x.shape[-2:], mode="bilinear")
+
+
+def cam_not_upsampled(model, x, body, fc):
+    return cam_ok(model, x, body, fc)[..., ::4, ::4]
+
+
+def cam_wrong_class(model, x, body, fc):
+    return cam_ok(model, x, body, fc).flip(1)
+
+
+def test_04_9(cam_model):
+    passes("04.9", cam_ok, cam_model)
+    fails("04.9", cam_leaks_on_error, cam_model)
+    assert len(cam_model.body._forward_hooks) == 0  # the check cleans up after a leaking answer
+    fails("04.9", cam_not_upsampled, cam_model)
+    fails("04.9", cam_wrong_class, cam_model)
+    fails("04.9", crash, cam_model)
+    fails("04.9", cam_ok, None)
+    fails("04.9", None, cam_model)
+
+
+# 04.10 ------------------------------------------------------------------------------------------
+
+
+def smooth(y, n, eps):
+    t = torch.full((len(y), n), eps / n)
+    t[torch.arange(len(y)), y] = 1 - eps + eps / n
+    return t
+
+
+def mix(x, y1h, lam, perm):
+    return torch.lerp(x[perm], x, lam), torch.lerp(y1h[perm], y1h, lam)
+
+
+def ls_ce(logits, y, eps):
+    logp = logits.log_softmax(1)
+    return (1 - eps) * F.nll_loss(logp, y) - eps * logp.mean(1).mean()
+
+
+def test_04_10():
+    passes("04.10", smooth, mix, ls_ce)
+    fails("04.10", lambda y, n, eps: F.one_hot(y, n).float() * (1 - eps) + eps / (n - 1), mix, ls_ce)
+    fails("04.10", smooth, lambda x, y1h, lam, perm: (lam * x + (1 - lam) * x[perm], y1h), ls_ce)
+    fails("04.10", smooth, mix, lambda logits, y, eps: F.cross_entropy(logits, y))
+    fails("04.10", crash, mix, ls_ce)
+    fails("04.10", None, None, None)
+
+
+# 04.11 ------------------------------------------------------------------------------------------
+
+
+def to_dev(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: to_dev(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(to_dev(v, device) for v in batch)
+    if isinstance(batch, list):
+        return [to_dev(v, device) for v in batch]
+    return batch
+
+
+def step(model, batch, opt, loss_fn, device):
+    x, y = to_dev(batch, next(model.parameters()).device)
+    opt.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    opt.step()
+    return float(loss)
+
+
+def test_04_11():
+    passes("04.11", to_dev, step)
+    fails("04.11", lambda b, d: {k: (v.to(d) if isinstance(v, torch.Tensor) else v) for k, v in b.items()}, step)
+    fails("04.11", lambda b, d: b, step)
+    fails("04.11", to_dev, lambda model, batch, opt, loss_fn, device: loss_fn(model(batch[0]), batch[1]))  # no step, a tensor
+    fails("04.11", to_dev, crash)
+    fails("04.11", None, ...)
