@@ -14,31 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from check_helpers import crash, fails, passes, returns_none
 from course_utils.checks import run_check
 from course_utils.data import thermometer
-
-
-def passes(exercise_id, *answers):
-    ok, line = run_check(exercise_id, *answers)
-    assert ok, line
-    assert line.startswith("✅"), line
-
-
-def fails(exercise_id, *answers, mentions=None):
-    ok, line = run_check(exercise_id, *answers)
-    assert not ok, f"a wrong answer passed {exercise_id}"
-    assert line.startswith(f"❌ {exercise_id} "), line
-    if mentions is not None:
-        assert mentions in line, line
-    return line
-
-
-def crash(*args, **kwargs):
-    raise RuntimeError("boom")
-
-
-def returns_none(*args, **kwargs):
-    return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ shows up as a failing test.
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,30 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.checks import run_check
-
-
-def passes(exercise_id, *answers):
-    ok, line = run_check(exercise_id, *answers)
-    assert ok, line
-    assert line.startswith("✅"), line
-
-
-def fails(exercise_id, *answers, mentions=None):
-    ok, line = run_check(exercise_id, *answers)
-    assert not ok, f"a wrong answer passed {exercise_id}"
-    assert line.startswith(f"❌ {exercise_id} "), line
-    if mentions is not None:
-        assert mentions in line, line
-    return line
-
-
-def crash(*args, **kwargs):
-    raise RuntimeError("boom")
-
-
-def returns_none(*args, **kwargs):
-    return None
+from check_helpers import crash, fails, passes, returns_none
 
 
 class Stub:

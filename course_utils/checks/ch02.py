@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.checks.framework import (
+    as_array,
+    generator,
     STUB_HINT,
     Wrong,
     _short,
@@ -28,25 +30,6 @@ from course_utils.checks.framework import (
 )
 
 F64 = torch.float64
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _as_array(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """The learner's array-like result as a float64 NumPy array of the expected shape."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise Wrong(f"`{name}` should return numbers, got a {type(value).__name__} ({err}).") from err
-    if arr.shape != shape:
-        raise Wrong(f"`{name}` should return an array of shape {shape} (one estimate per input), got {arr.shape}.")
-    if not np.isfinite(arr).all():
-        raise Wrong(f"`{name}` returned inf or nan.")
-    return arr
 
 
 def _as_float(value: Any, name: str) -> float:
@@ -95,7 +78,7 @@ def check_deriv(deriv: Any, forward_deriv: Any) -> None:
     rng = np.random.RandomState(2021)
     points = rng.uniform(0.2, 1.2, size=7) * rng.choice([-1.0, 1.0], size=7)
     for label, f, df in _SMOOTH:
-        got = _as_array(call(deriv, f, points.copy(), name="deriv"), "deriv", points.shape)
+        got = as_array(call(deriv, f, points.copy(), name="deriv"), "deriv", points.shape)
         exact = df(points)
         rel = np.max(np.abs(got - exact) / np.abs(exact))
         if not rel < 1e-5:
@@ -106,8 +89,8 @@ def check_deriv(deriv: Any, forward_deriv: Any) -> None:
     for label, f, df in [("exp(x)", np.exp, np.exp), ("sin(x)", np.sin, np.cos)]:
         x = rng.uniform(0.3, 1.3, size=5)
         exact = df(x)
-        central = _as_array(call(deriv, f, x.copy(), delta=1e-3, name="deriv"), "deriv", x.shape)
-        forward = _as_array(call(forward_deriv, f, x.copy(), delta=1e-3, name="forward_deriv"), "forward_deriv", x.shape)
+        central = as_array(call(deriv, f, x.copy(), delta=1e-3, name="deriv"), "deriv", x.shape)
+        forward = as_array(call(forward_deriv, f, x.copy(), delta=1e-3, name="forward_deriv"), "forward_deriv", x.shape)
         err_c = np.max(np.abs(central - exact))
         err_f = np.max(np.abs(forward - exact))
         if not err_f < 1e-2 * np.max(np.abs(exact)):
@@ -158,7 +141,7 @@ def check_chain_deriv_3(chain_deriv_3: Any) -> None:
     require_callable(chain_deriv_3, "chain_deriv_3")
     x = np.random.RandomState(7).uniform(-1.5, 1.5, size=9)
     for f1, f2, f3 in _CHAINS:
-        got = _as_array(call(chain_deriv_3, f1, f2, f3, x.copy(), name="chain_deriv_3"), "chain_deriv_3", x.shape)
+        got = as_array(call(chain_deriv_3, f1, f2, f3, x.copy(), name="chain_deriv_3"), "chain_deriv_3", x.shape)
         xt = torch.tensor(x, dtype=F64, requires_grad=True)
         f3(f2(f1(xt))).sum().backward()
         exact = xt.grad.numpy()
@@ -179,7 +162,7 @@ def check_chain_deriv_3(chain_deriv_3: Any) -> None:
 @exercise("02.3", "gradient of the linear model")
 def check_grad_fn(grad_fn: Any) -> None:
     require_callable(grad_fn, "grad_fn")
-    gen = _gen(203)
+    gen = generator(203)
     for n in (11, 5, 20, 3, 8):
         t_u = torch.rand(n, generator=gen, dtype=F64) * 60 + 20
         t_c = torch.randn(n, generator=gen, dtype=F64) * 10 + 5
@@ -274,7 +257,7 @@ def _reference_train(n_epochs, learning_rate, params, train_u, train_c, val_u, v
 @exercise("02.5", "debug the training loop")
 def check_train(train: Any) -> None:
     require_callable(train, "train")
-    gen = _gen(205)
+    gen = generator(205)
     for n_train, n_val, n_epochs, lr in [(9, 3, 200, 1e-2), (15, 5, 120, 2e-2)]:
         train_u = torch.rand(n_train, generator=gen, dtype=F64) * 6 + 2
         val_u = torch.rand(n_val, generator=gen, dtype=F64) * 6 + 2
@@ -340,7 +323,7 @@ def _gd_blows_up(x: torch.Tensor, y: torch.Tensor, lr: float, steps: int = 300) 
 def check_critical_lr(critical_lr: Any, diverges: Any, crit_raw: Any, crit_scaled: Any) -> None:
     require_callable(critical_lr, "critical_lr")
     require_callable(diverges, "diverges")
-    gen = _gen(206)
+    gen = generator(206)
     hidden = [
         torch.rand(12, generator=gen, dtype=F64) * 40 + 30,     # raw-like: large offset, tiny critical lr
         torch.randn(25, generator=gen, dtype=F64) * 0.3,        # centred and small: the bias sets λ_max
@@ -357,7 +340,7 @@ def check_critical_lr(critical_lr: Any, diverges: Any, crit_raw: Any, crit_scale
                 "(2/N) [[Σx², Σx], [Σx, N]]; take the largest eigenvalue of the whole matrix."
             )
     for x, seed in [(hidden[0], 1), (hidden[2], 2)]:
-        y = 0.5 * x + 3 + torch.randn(x.numel(), generator=_gen(seed), dtype=F64)
+        y = 0.5 * x + 3 + torch.randn(x.numel(), generator=generator(seed), dtype=F64)
         crit = 2.0 / _lambda_max(x)
         for factor in (0.1, 0.6, 0.9, 0.95, 1.05, 1.5):
             lr = factor * crit
@@ -478,7 +461,7 @@ _EXPRESSIONS = [
 
 
 def _leaf_values(seed: int) -> list[float]:
-    g = _gen(seed)
+    g = generator(seed)
     vals = (torch.rand(3, generator=g, dtype=F64) * 1.4 + 0.3) * torch.tensor([1.0, -1.0, 1.0], dtype=F64)
     return [float(v) for v in vals]
 
@@ -533,7 +516,7 @@ def check_value(Value: Any) -> None:
 @exercise("02.9", "backpropagation by hand")
 def check_forward_and_backward(forward_and_backward: Any) -> None:
     require_callable(forward_and_backward, "forward_and_backward")
-    gen = _gen(209)
+    gen = generator(209)
     for n, n_in, n_hidden in [(7, 5, 4), (1, 3, 6), (20, 1, 2)]:
         x = torch.randn(n, n_in, generator=gen, dtype=F64)
         y = torch.randn(n, generator=gen, dtype=F64)
@@ -593,7 +576,7 @@ def check_softplus(MySoftplus: Any) -> None:
                     "sigmoid; torch.sigmoid(x) is stable, exp(x) / (1 + exp(x)) is not.")
     assert_close(x.grad, torch.sigmoid(x.detach()), "the gradient of MySoftplus", rtol=0, atol=1e-6,
                  hint="the derivative of softplus is the sigmoid; return grad_output * torch.sigmoid(x).")
-    inputs = (torch.randn(6, generator=_gen(210), dtype=F64) * 3).requires_grad_(True)
+    inputs = (torch.randn(6, generator=generator(210), dtype=F64) * 3).requires_grad_(True)
     try:
         ok = torch.autograd.gradcheck(MySoftplus.apply, (inputs,), eps=1e-6, atol=1e-6, raise_exception=False)
     except Exception as err:
@@ -609,7 +592,7 @@ def check_softplus(MySoftplus: Any) -> None:
 
 
 def _split(split_indices: Callable, n: int, frac: float, seed: int) -> tuple[list[int], list[int]]:
-    result = call(split_indices, n, frac, _gen(seed), name="split_indices")
+    result = call(split_indices, n, frac, generator(seed), name="split_indices")
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
         raise Wrong("split_indices should return two things: (train_idx, val_idx).")
     return _indices(result[0], "train_idx"), _indices(result[1], "val_idx")

@@ -19,10 +19,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils.checks.framework import (
+    generator,
     Wrong,
     _one_line,
-    as_tensor,
-    assert_close,
     call,
     exercise,
     require,
@@ -30,10 +29,6 @@ from course_utils.checks.framework import (
 )
 
 F64 = torch.float64
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _as_float(value: Any, name: str) -> float:
@@ -117,7 +112,7 @@ def _method(obj: Any, method: str, owner: str) -> Any:
 @exercise("03.1", "a stable softmax")
 def check_softmax(softmax: Any) -> None:
     require_callable(softmax, "softmax")
-    gen = _gen(301)
+    gen = generator(301)
     cases = [
         (torch.randn(4, 7, generator=gen, dtype=F64) * 3, 1),
         (torch.randn(4, 7, generator=gen, dtype=F64) * 3, -1),
@@ -159,7 +154,7 @@ def check_softmax(softmax: Any) -> None:
 @exercise("03.2", "cross-entropy from log-sum-exp")
 def check_cross_entropy(cross_entropy: Any) -> None:
     require_callable(cross_entropy, "cross_entropy")
-    gen = _gen(302)
+    gen = generator(302)
     batches = [
         (torch.randn(8, 5, generator=gen, dtype=F64) * 4, torch.randint(0, 5, (8,), generator=gen)),
         (torch.randn(3, 10, generator=gen, dtype=F64), torch.tensor([9, 0, 4])),
@@ -253,7 +248,7 @@ def _batch_accuracy(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
 
 
 def _binary_data(seed: int, n: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = _gen(seed)
+    gen = generator(seed)
     x = torch.randn(n, d, generator=gen, dtype=F64)
     true_w = torch.randn(d, 1, generator=gen, dtype=F64)
     y = ((x @ true_w + 0.3 * torch.randn(n, 1, generator=gen, dtype=F64)) > 0).to(F64)
@@ -261,7 +256,7 @@ def _binary_data(seed: int, n: int, d: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _seeded_linear(seed: int, d: int) -> nn.Linear:
-    gen = _gen(seed)
+    gen = generator(seed)
     model = nn.Linear(d, 1).to(F64)
     with torch.no_grad():
         model.weight.copy_(torch.randn(1, d, generator=gen, dtype=F64) * 0.5)
@@ -613,7 +608,7 @@ def check_mlp(MLP: Any) -> None:
         raise Wrong(f"the layers should be nn.Linear{list(zip(sizes[:-1], sizes[1:]))}, in order.")
     fired = []
     handles = [m.register_forward_hook(lambda mod, inp, out, i=i: fired.append(i)) for i, m in enumerate(linears)]
-    gen = _gen(3080)
+    gen = generator(3080)
     x = torch.randn(32, sizes[0], generator=gen)
     try:
         out = call(model, x, name="MLP(...)(x)")
@@ -659,7 +654,7 @@ def _thermo_train():
     from course_utils.data import thermometer
 
     t_c, t_u = thermometer()
-    shuffled = torch.randperm(11, generator=_gen(42))
+    shuffled = torch.randperm(11, generator=generator(42))
     train = shuffled[:-2]
     return (0.1 * t_u[train]).unsqueeze(1), t_c[train].unsqueeze(1)
 

@@ -14,32 +14,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.checks.framework import Wrong, assert_close, call, exercise, require, require_callable
+from course_utils.checks.framework import (
+    Wrong,
+    as_array,
+    assert_close,
+    call,
+    exercise,
+    generator,
+    require,
+    require_callable,
+)
 
 F64 = torch.float64
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _array(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise Wrong(f"`{name}` should return numbers, got a {type(value).__name__}.") from err
-    if arr.shape != tuple(shape):
-        raise Wrong(f"`{name}` returned shape {arr.shape}, expected {tuple(shape)}. Hint: output side = (n + 2p - k) // s + 1.")
-    if not np.isfinite(arr).all():
-        raise Wrong(f"`{name}` returned inf or nan.")
-    return arr
+OUTPUT_SIDE = "output side = (n + 2p - k) // s + 1"
 
 
 def _conv_cases():
     """(x, w, b, stride, padding) cases: stride 2, padding 1-2, 3 channels, a 1x3 kernel, odd sizes."""
-    g = _gen(404)
+    g = generator(404)
     specs = [((2, 1, 7, 7), (3, 1, 3, 3), 1, 0), ((1, 3, 8, 6), (2, 3, 3, 3), 2, 1), ((2, 2, 9, 9), (4, 2, 5, 5), 2, 2),
              ((1, 3, 6, 7), (2, 3, 1, 3), 1, 0), ((1, 1, 5, 8), (1, 1, 3, 3), 1, 1), ((1, 2, 7, 5), (3, 2, 2, 2), 3, 1)]
     cases = []
@@ -53,7 +45,7 @@ def _check_conv(fn, name):
     for x, w, b, s, p in _conv_cases():
         ref = F.conv2d(x, w, b, stride=s, padding=p).numpy()
         out = call(fn, x.numpy().copy(), w.numpy().copy(), b.numpy().copy(), s, p, name=name)
-        got = _array(out, f"{name}(x of shape {tuple(x.shape)}, w {tuple(w.shape)}, stride={s}, padding={p})", ref.shape)
+        got = as_array(out, f"{name}(x of shape {tuple(x.shape)}, w {tuple(w.shape)}, stride={s}, padding={p})", ref.shape, hint=OUTPUT_SIDE)
         if not np.allclose(got, ref, atol=1e-6, rtol=1e-6):
             raise Wrong(
                 f"`{name}` differs from F.conv2d for x {tuple(x.shape)}, w {tuple(w.shape)}, stride {s}, padding {p} "
@@ -84,8 +76,8 @@ def check_im2col(im2col: Any, conv2d_im2col: Any) -> None:
     for x, w, _, s, p in _conv_cases():
         kh, kw = w.shape[-2:]
         ref = F.unfold(x, (kh, kw), stride=s, padding=p).numpy()
-        got = _array(call(im2col, x.numpy().copy(), kh, kw, s, p, name="im2col"),
-                     f"im2col(x {tuple(x.shape)}, {kh}, {kw}, stride={s}, padding={p})", ref.shape)
+        got = as_array(call(im2col, x.numpy().copy(), kh, kw, s, p, name="im2col"),
+                     f"im2col(x {tuple(x.shape)}, {kh}, {kw}, stride={s}, padding={p})", ref.shape, hint=OUTPUT_SIDE)
         if not np.allclose(got, ref, atol=1e-6):
             raise Wrong(f"`im2col` columns differ from F.unfold for x {tuple(x.shape)}, kernel {kh}x{kw}, stride {s}, "
                         "padding {p}. Hint: rows go channel first, then kernel row, then kernel column.".replace("{p}", str(p)))
@@ -208,7 +200,7 @@ def check_fixed_resdeep(FixedNetResDeep: Any) -> None:
     expected_small = 80 + 3 * (8 * 8 * 9 + 16) + 7 * 7 * 8 * 32 + 32 + 66
     if n_small != expected_small:
         raise Wrong(f"FixedNetResDeep(8, 3) has {n_small:,} parameters, expected {expected_small:,}: use the n_chans1 and n_blocks arguments.")
-    x = torch.randn(3, 1, 28, 28, generator=_gen(5))
+    x = torch.randn(3, 1, 28, 28, generator=generator(5))
     out = call(model, x, name="FixedNetResDeep()(x)")
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (3, 2):
         raise Wrong(f"the model should output (3, 2) for 3 images, got {getattr(out, 'shape', out)!r}.")
@@ -238,8 +230,8 @@ def check_l2(l2_penalty: Any) -> None:
     if torch.allclose(pen.detach().double(), no_bias, rtol=1e-9) and not torch.allclose(no_bias, ref):
         raise Wrong("the penalty leaves out the biases. Hint: sum over all of model.parameters().")
     assert_close(pen.detach(), ref, "l2_penalty(model, lam)", rtol=1e-7, hint="lam * sum of p**2 over all parameters (no 1/2).")
-    x = torch.randn(5, 1, 8, 8, generator=_gen(12), dtype=F64)
-    y = torch.randint(0, 3, (5,), generator=_gen(13))
+    x = torch.randn(5, 1, 8, 8, generator=generator(12), dtype=F64)
+    y = torch.randint(0, 3, (5,), generator=generator(13))
     m1, m2 = _small_net(11), _small_net(11)
     o1, o2 = torch.optim.SGD(m1.parameters(), lr=0.1), torch.optim.SGD(m2.parameters(), lr=0.1, weight_decay=2 * lam)
     penalty = call(fn, m1, lam, name="l2_penalty")
@@ -271,7 +263,7 @@ def check_batchnorm(BatchNorm2dScratch: Any) -> None:
     if not isinstance(mine.weight, nn.Parameter) or not isinstance(mine.bias, nn.Parameter):
         raise Wrong("`weight` and `bias` should be nn.Parameter, so an optimizer sees them.")
     ref = nn.BatchNorm2d(5)
-    g = _gen(70)
+    g = generator(70)
     mine.train()
     for step in range(3):
         x = torch.randn(6, 5, 4, 3, generator=g) * 2 + 0.5
@@ -304,7 +296,7 @@ def check_resblock(MyResBlock: Any) -> None:
     from course_utils.pretrained import ResBlock
 
     cls = require_callable(MyResBlock, "MyResBlock")
-    g = _gen(80)
+    g = generator(80)
     for ni, nf, stride, side in ((4, 4, 1, 8), (4, 8, 1, 7), (4, 8, 2, 8), (4, 8, 2, 7), (8, 8, 2, 5), (6, 3, 2, 9)):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(1)
@@ -388,7 +380,7 @@ def check_smoothing(smooth_targets: Any, mixup: Any, ls_cross_entropy: Any) -> N
     expected = torch.full((4, 10), 0.01, dtype=F64)
     expected[torch.arange(4), y] = 0.91
     assert_close(t, expected, "smooth_targets(y, 10, 0.1)", atol=1e-6, hint="true class 1 - eps + eps/n, others eps/n.")
-    g = _gen(90)
+    g = generator(90)
     y2 = torch.randint(0, 7, (6,), generator=g)
     t2 = torch.as_tensor(call(st, y2, 7, 0.3, name="smooth_targets")).double()
     assert_close(t2.sum(1), torch.ones(6, dtype=F64), "row sums of smooth_targets(y, 7, 0.3)", atol=1e-6)
@@ -436,7 +428,7 @@ def check_devices(to_device: Any, train_step: Any) -> None:
         model = nn.Linear(4, 2)
     before = model.weight.detach().clone()
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    g = _gen(91)
+    g = generator(91)
     xb, yb = torch.randn(8, 4, generator=g), torch.randint(0, 2, (8,), generator=g)
     loss = call(ts, model, (xb, yb), opt, nn.CrossEntropyLoss(), torch.device("cpu"), name="train_step")
     if isinstance(loss, torch.Tensor) or not isinstance(loss, (float, np.floating)):

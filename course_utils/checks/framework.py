@@ -200,6 +200,26 @@ def assert_close(actual: Any, expected: Any, name: str, rtol: float = 1e-5, atol
         )
 
 
+def generator(seed: int) -> torch.Generator:
+    """A seeded CPU generator for a check's hidden inputs (the notebook's global RNG stays untouched)."""
+    return torch.Generator().manual_seed(seed)
+
+
+def as_array(value: Any, name: str, shape: tuple[int, ...], hint: str = "") -> np.ndarray:
+    """The learner's array-like result as a finite float64 NumPy array of the expected shape."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise Wrong(f"`{name}` should return numbers, got a {type(value).__name__}.") from err
+    if arr.shape != tuple(shape):
+        raise Wrong(f"`{name}` returned shape {arr.shape}, expected {tuple(shape)}.{' Hint: ' + hint if hint else ''}")
+    if not np.isfinite(arr).all():
+        raise Wrong(f"`{name}` returned inf or nan.")
+    return arr
+
+
 def _short(t: torch.Tensor) -> str:
     if t.numel() == 1:
         return f"{t.item():.6g}"
