@@ -8,7 +8,6 @@ import inspect
 import json.decoder
 import math
 import re
-import time
 
 import numpy as np
 import pytest
@@ -225,11 +224,12 @@ def test_01_7_wrong():
     fails("01.7", one_loop_rows, lambda a, b: torch.einsum("ik,kj->ji", a, b))  # transposed result
     fails("01.7", one_loop_rows, lambda a, b: torch.einsum("ik,kj->ik", a, b))  # keeps k instead of summing it
 
-    def slow_einsum(a, b):  # right numbers, but as slow as Python loops
-        time.sleep(0.05)
-        return a @ b
+    def python_loops(a, b):  # right numbers, but three Python loops over lists: few torch calls
+        aa, bb = a.tolist(), b.tolist()
+        rows = [[sum(aa[i][p] * bb[p][j] for p in range(len(bb))) for j in range(len(bb[0]))] for i in range(len(aa))]
+        return torch.tensor(rows)
 
-    fails("01.7", one_loop_rows, slow_einsum, mentions="faster")
+    fails("01.7", one_loop_rows, python_loops, mentions="Python loop")
 
     def einsum_per_row(a, b):  # right numbers, but a Python loop of torch calls
         return torch.stack([torch.einsum("k,kj->j", a[i], b) for i in range(a.shape[0])])
