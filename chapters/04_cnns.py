@@ -308,7 +308,6 @@ def best_time(fn, repeat):
 t_loop = best_time(lambda: conv2d_loops(xs_np, ws_np), 2)
 t_col = best_time(lambda: conv2d_im2col_simple(xs_np, ws_np), 5)
 t_f = best_time(lambda: F.conv2d(torch.from_numpy(xs_np), torch.from_numpy(ws_np)), 5)
-print(f"loops {t_loop * 1e3:.1f} ms | im2col {t_col * 1e3:.2f} ms | F.conv2d {t_f * 1e3:.3f} ms")
 
 # %%
 print("claim: im2col >= 10x faster than loops:", t_loop / t_col >= 10)

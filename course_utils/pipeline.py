@@ -46,6 +46,8 @@ NOTEBOOK_METADATA = {
 
 # Mime types whose content changes from run to run for reasons unrelated to the lesson.
 VOLATILE_MIME = ("application/vnd.jupyter.widget-view+json",)
+# Object addresses in reprs ("<function Adam at 0x7fa4...>") change on every run; they are masked.
+ADDRESS = re.compile(r"\b0x[0-9a-f]{8,16}\b")
 
 
 class BuildError(RuntimeError):
@@ -231,8 +233,18 @@ def _merge_streams(outputs: list) -> list:
     return merged
 
 
+def _mask_addresses(text):
+    if isinstance(text, list):
+        return [ADDRESS.sub("0x…", line) for line in text]
+    return ADDRESS.sub("0x…", text) if isinstance(text, str) else text
+
+
 def _clean_output(out: NotebookNode) -> NotebookNode:
     out.pop("transient", None)
+    if "text" in out:
+        out["text"] = _mask_addresses(out["text"])
+    if "text/plain" in out.get("data", {}):
+        out["data"]["text/plain"] = _mask_addresses(out["data"]["text/plain"])
     if "data" in out:
         for mime in VOLATILE_MIME:
             out["data"].pop(mime, None)

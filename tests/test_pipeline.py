@@ -133,3 +133,9 @@ def test_a_silenced_check_call_is_a_build_error():
     nb.cells[4].source = 'check("02.1", square);'
     with pytest.raises(BuildError, match="trailing `;`"):
         pipeline.validate_exercises(nb, CHAPTER)
+
+
+def test_normalise_masks_object_addresses():
+    nb = synthetic_notebook()
+    nb.cells[1].outputs = [new_output("stream", name="stdout", text="Optimizer used: <function Adam at 0x7fa43797a340>\n")]
+    assert pipeline.normalise(nb).cells[1].outputs[0].text == "Optimizer used: <function Adam at 0x…>\n"
