@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.checks.framework import (
+    as_float,
     as_array,
     generator,
     STUB_HINT,
@@ -30,22 +31,6 @@ from course_utils.checks.framework import (
 )
 
 F64 = torch.float64
-
-
-def _as_float(value: Any, name: str) -> float:
-    """A number, a 0-d (or one-element) tensor or array, as a Python float."""
-    require(value, name)
-    if isinstance(value, bool):
-        raise Wrong(f"`{name}` should be a number, got a bool.")
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise Wrong(f"`{name}` should be a single number, got a tensor of shape {tuple(value.shape)}.")
-        return float(value.detach().cpu().item())
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return float(value)
-    if isinstance(value, np.ndarray) and value.size == 1:
-        return float(value.item())
-    raise Wrong(f"`{name}` should be a number, got a {type(value).__name__}.")
 
 
 def _as_bool(value: Any, name: str) -> bool:
@@ -209,7 +194,7 @@ def check_predictions(grad_after_two_backwards: Any, grad_after_zero_grad: Any,
         problems.append("(a) should be a number")
     else:
         try:
-            a_value = _as_float(a, "grad_after_two_backwards")
+            a_value = as_float(a, "grad_after_two_backwards")
         except Wrong:
             problems.append("(a) should be a number")
         else:
@@ -330,7 +315,7 @@ def check_critical_lr(critical_lr: Any, diverges: Any, crit_raw: Any, crit_scale
         torch.rand(8, generator=gen, dtype=F64) * 4 - 1,        # in between
     ]
     for x in hidden:
-        got = _as_float(call(critical_lr, x.clone(), name="critical_lr"), "critical_lr(x)")
+        got = as_float(call(critical_lr, x.clone(), name="critical_lr"), "critical_lr(x)")
         if not (math.isfinite(got) and got > 0):
             raise Wrong(f"critical_lr(x) returned {got}, expected a positive number.")
         lam = _lambda_max(x)
@@ -356,7 +341,7 @@ def check_critical_lr(critical_lr: Any, diverges: Any, crit_raw: Any, crit_scale
 
     _, t_u = thermometer()
     for name, value, x in [("crit_raw", crit_raw, t_u), ("crit_scaled", crit_scaled, 0.1 * t_u)]:
-        got = _as_float(value, name)
+        got = as_float(value, name)
         expected = 2.0 / _lambda_max(x)
         if not abs(got - expected) <= 1e-4 * expected:
             other = 2.0 / _lambda_max(0.1 * t_u if name == "crit_raw" else t_u)
@@ -386,7 +371,7 @@ def _pair(value: Any, name: str) -> tuple[float, float]:
         value = value.detach().cpu().reshape(-1).tolist()
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise Wrong(f"`{name}` should be a pair (train loss, val loss).")
-    return _as_float(value[0], f"{name}[0]"), _as_float(value[1], f"{name}[1]")
+    return as_float(value[0], f"{name}[0]"), as_float(value[1], f"{name}[1]")
 
 
 @exercise("02.7", "one more parameter")
@@ -486,7 +471,7 @@ def check_value(Value: Any) -> None:
         tensors = [torch.tensor(v, dtype=F64, requires_grad=True) for v in vals]
         expected = expr(*tensors)
         expected.backward()
-        data = _as_float(getattr(out, "data", None), f"({label}).data")
+        data = as_float(getattr(out, "data", None), f"({label}).data")
         if not abs(data - expected.item()) <= 1e-9 * max(1.0, abs(expected.item())):
             raise Wrong(f"`{label}` has .data {data:.10g}, expected {expected.item():.10g}.")
         for attempt in ("backward()", "zero_grad() and a second backward()"):
@@ -497,7 +482,7 @@ def check_value(Value: Any) -> None:
             except Exception as err:
                 raise Wrong(f"`{label}`: {attempt} raised {type(err).__name__}: {err}") from err
             for name, leaf, t in zip("abc", leaves, tensors):
-                got = _as_float(getattr(leaf, "grad", None), f"{name}.grad")
+                got = as_float(getattr(leaf, "grad", None), f"{name}.grad")
                 want = t.grad.item()
                 if not abs(got - want) <= 1e-9 * max(1.0, abs(want)):
                     extra = (

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils.checks.framework import (
+    as_float,
     generator,
     Wrong,
     _one_line,
@@ -29,22 +30,6 @@ from course_utils.checks.framework import (
 )
 
 F64 = torch.float64
-
-
-def _as_float(value: Any, name: str) -> float:
-    """A number, or a one-element tensor or array, as a Python float (bools are refused)."""
-    require(value, name)
-    if isinstance(value, (bool, np.bool_)):
-        raise Wrong(f"`{name}` should be a number, got a bool.")
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise Wrong(f"`{name}` should be a single number, got a tensor of shape {tuple(value.shape)}.")
-        return float(value.detach().cpu().item())
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return float(value)
-    if isinstance(value, np.ndarray) and value.size == 1:
-        return float(value.item())
-    raise Wrong(f"`{name}` should be a number, got a {type(value).__name__}.")
 
 
 def _as_bool(value: Any, name: str) -> bool:
@@ -212,7 +197,7 @@ def check_predictions(softmax_532: Any, mean_ce_6x2: Any, larger_grad: Any, abov
             f"(a) softmax([5, 3, 2]) is not {got.round(3).tolist()}. Hint: divide exp(5), exp(3), exp(2) by "
             "their sum; it is not [0.5, 0.3, 0.2]."
         )
-    ce = _as_float(mean_ce_6x2, "mean_ce_6x2")
+    ce = as_float(mean_ce_6x2, "mean_ce_6x2")
     if not abs(ce - 1.804) <= 0.002:
         raise Wrong(
             f"(b) the mean cross-entropy of the 6 × 2 example is not {ce:.4g}. Hint: F.cross_entropy(acts, targ) "
@@ -756,7 +741,7 @@ def check_dropout_experiment(acc_glorot: Any, acc_dropout: Any, means: Any, stds
 
 
 def _count_result(value: Any, label: str) -> int:
-    number = _as_float(value, label)
+    number = as_float(value, label)
     if not float(number).is_integer():
         raise Wrong(f"{label} should be a whole number, got {number}.")
     return int(number)

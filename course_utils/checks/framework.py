@@ -220,6 +220,22 @@ def as_array(value: Any, name: str, shape: tuple[int, ...], hint: str = "") -> n
     return arr
 
 
+def as_float(value: Any, name: str) -> float:
+    """A number, or a one-element tensor or array, as a Python float (bools are refused)."""
+    require(value, name)
+    if isinstance(value, (bool, np.bool_)):
+        raise Wrong(f"`{name}` should be a number, got a bool.")
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise Wrong(f"`{name}` should be a single number, got a tensor of shape {tuple(value.shape)}.")
+        return float(value.detach().cpu().item())
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return float(value.item())
+    raise Wrong(f"`{name}` should be a number, got a {type(value).__name__}.")
+
+
 def _short(t: torch.Tensor) -> str:
     if t.numel() == 1:
         return f"{t.item():.6g}"
