@@ -10,10 +10,13 @@ The two Jupyter kernels that `make setup` registers set COURSE_DEVICE: `course-c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
+import sys
 import warnings
+from collections.abc import Iterator
 from importlib import metadata
 
 import numpy as np
@@ -116,6 +119,30 @@ def set_display_defaults() -> None:
             "font.size": 10,
         }
     )
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence everything written to standard error inside the block, Python's and C's. Taught in 05_nlp.
+
+    Some libraries write log lines with timestamps and temporary paths straight to file descriptor 2
+    (sentencepiece's trainer does), bypassing `sys.stderr`; Jupyter shows them, and they would differ
+    on every run. This points descriptor 2 and `sys.stderr` at /dev/null for the block and restores
+    both afterwards, also when the block raises. Errors still propagate as exceptions.
+    """
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    saved_stream = sys.stderr
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        sys.stderr = devnull
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            sys.stderr = saved_stream
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
 
 
 def _version(package: str) -> str:

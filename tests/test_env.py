@@ -92,3 +92,37 @@ def test_thread_count_comes_from_course_threads(monkeypatch):
 def test_kernel_environment_is_not_leaking_into_tests():
     # The test process itself must not depend on a kernel's COURSE_DEVICE.
     assert os.environ.get("COURSE_DEVICE") in (None, "cpu", "auto")
+
+
+def test_quiet_stderr_silences_python_and_c_level_writes_and_restores_both(capfd):
+    import os
+    import sys
+
+    from course_utils.env import quiet_stderr
+
+    before = sys.stderr
+    with quiet_stderr():
+        print("python-level noise", file=sys.stderr)
+        os.write(2, b"c-level noise\n")
+    print("after", file=sys.stderr)
+    os.write(2, b"fd after\n")
+    err = capfd.readouterr().err
+    assert "noise" not in err
+    assert "after" in err and "fd after" in err
+    assert sys.stderr is before
+
+
+def test_quiet_stderr_restores_stderr_when_the_block_raises(capfd):
+    import os
+
+    import pytest
+
+    from course_utils.env import quiet_stderr
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with quiet_stderr():
+            os.write(2, b"hidden\n")
+            raise RuntimeError("boom")
+    os.write(2, b"visible\n")
+    err = capfd.readouterr().err
+    assert "hidden" not in err and "visible" in err
