@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from check_helpers import crash, fails, passes, returns_none
-from course_utils.data import sky_shapes
-from course_utils.pretrained import ResBlock, conv_bn
+from course_utils.data import fashion_mnist, mnist5k, sky_shapes
+from course_utils.pretrained import ResBlock, conv_bn, fmnist8_body
 
 
 # 04.1 / 04.2 ------------------------------------------------------------------------------------
@@ -246,6 +246,101 @@ def test_04_8():
 # 04.9 -------------------------------------------------------------------------------------------
 
 
+class KNet(nn.Module):  # the chapter's Net, written again
+    def __init__(self, k=3, pad=True):
+        super().__init__()
+        p = k // 2 if pad else 0
+        self.conv1, self.conv2 = nn.Conv2d(1, 16, k, padding=p), nn.Conv2d(16, 8, k, padding=p)
+        side = 7 if pad else ((28 - k + 1) // 2 - k + 1) // 2
+        self.fc1, self.fc2 = nn.Linear(side * side * 8, 32), nn.Linear(32, 2)
+
+    def forward(self, x):
+        out = F.max_pool2d(torch.tanh(self.conv1(x)), 2)
+        out = F.max_pool2d(torch.tanh(self.conv2(out)), 2)
+        return self.fc2(torch.tanh(self.fc1(out.flatten(1))))
+
+
+class KNetCrashes(KNet):
+    def forward(self, x):
+        raise RuntimeError("boom")
+
+
+def pair_sets():
+    x, y = fashion_mnist(train=True)
+    xt, yt = fashion_mnist(train=False)
+    keep, keep_t = (y == 2) | (y == 4), (yt == 2) | (yt == 4)
+    mean, std = (x[keep].float() / 255).mean().item(), (x[keep].float() / 255).std().item()
+    norm = lambda a: ((a.float() / 255 - mean) / std).unsqueeze(1)  # noqa: E731
+    return norm(x[keep][:3000]), (y[keep][:3000] == 4).long(), norm(xt[keep_t]), (yt[keep_t] == 4).long()
+
+
+def acc(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+@pytest.fixture(scope="module")
+def kernel_answer():
+    xs, ys, xte, yte = pair_sets()
+    models, report = {}, {}
+    for k in (3, 5):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(k)
+            model = KNet(k)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            model.train()
+            for b in torch.randperm(3000, generator=g).split(64):
+                loss = F.cross_entropy(model(xs[b]), ys[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        models[k] = model
+        report[k] = {"params": sum(p.numel() for p in model.parameters()), "train": acc(model, xs[:1000], ys[:1000]),
+                     "val": acc(model, xte, yte)}
+    gaps = {k: r["train"] - r["val"] for k, r in report.items()}
+    return report, models, max(gaps, key=gaps.get), min(gaps, key=gaps.get)
+
+
+def with_row(report, k, **changes):
+    out = {key: dict(row) for key, row in report.items()}
+    out[k].update(changes)
+    return out
+
+
+def test_04_9(kernel_answer):
+    report, models, more, less = kernel_answer
+    assert report[3]["params"] == 13962 and report[5]["params"] == 16266
+    assert report[3]["val"] > 0.8 and report[5]["val"] > 0.8
+    passes("04.9", report, models, more)
+    passes("04.9", {np.int64(k): {kk: (np.float64(v) if kk != "params" else v) for kk, v in r.items()} for k, r in report.items()},
+           models, np.int64(more))
+    fails("04.9", report, models, less, mentions="overfits more")  # contradicts the reported gaps
+    fails("04.9", with_row(report, 5, params=13962), models, more, mentions="16,266")  # a wrong parameter count
+    fails("04.9", with_row(report, 5, val=report[5]["val"] + 0.02), models, more, mentions="scores")  # inflated
+    fails("04.9", with_row(report, 3, train=1.0), models, more, mentions="scores")
+    fails("04.9", report, {3: models[3], 5: KNet(5, pad=False)}, more, mentions="parameters")  # no padding
+    xs, ys, xte, yte = pair_sets()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        untrained = KNet(5)
+    honest = with_row(report, 5, train=acc(untrained, xs[:1000], ys[:1000]), val=acc(untrained, xte, yte))
+    fails("04.9", honest, {3: models[3], 5: untrained}, more, mentions="0.80")  # reported honestly, but not trained
+    fails("04.9", report, {3: models[3], 5: models[3]}, more)
+    crashing = KNetCrashes(5)
+    fails("04.9", report, {3: models[3], 5: crashing}, more, mentions="raised")
+    fails("04.9", report, models, "five")
+    fails("04.9", {3: report[3]}, models, more)
+    fails("04.9", ..., ..., ...)
+    fails("04.9", None, models, more)
+    fails("04.9", report, crash, more)
+
+
+# 04.10 ------------------------------------------------------------------------------------------
+
+
 class CamNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -303,18 +398,18 @@ def cam_wrong_class(model, x, body, fc):
     return cam_ok(model, x, body, fc).flip(1)
 
 
-def test_04_9(cam_model):
-    passes("04.9", cam_ok, cam_model)
-    fails("04.9", cam_leaks_on_error, cam_model)
+def test_04_10(cam_model):
+    passes("04.10", cam_ok, cam_model)
+    fails("04.10", cam_leaks_on_error, cam_model)
     assert len(cam_model.body._forward_hooks) == 0  # the check cleans up after a leaking answer
-    fails("04.9", cam_not_upsampled, cam_model)
-    fails("04.9", cam_wrong_class, cam_model)
-    fails("04.9", crash, cam_model)
-    fails("04.9", cam_ok, None)
-    fails("04.9", None, cam_model)
+    fails("04.10", cam_not_upsampled, cam_model)
+    fails("04.10", cam_wrong_class, cam_model)
+    fails("04.10", crash, cam_model)
+    fails("04.10", cam_ok, None)
+    fails("04.10", None, cam_model)
 
 
-# 04.10 ------------------------------------------------------------------------------------------
+# 04.11 ------------------------------------------------------------------------------------------
 
 
 def smooth(y, n, eps):
@@ -332,16 +427,16 @@ def ls_ce(logits, y, eps):
     return (1 - eps) * F.nll_loss(logp, y) - eps * logp.mean(1).mean()
 
 
-def test_04_10():
-    passes("04.10", smooth, mix, ls_ce)
-    fails("04.10", lambda y, n, eps: F.one_hot(y, n).float() * (1 - eps) + eps / (n - 1), mix, ls_ce)
-    fails("04.10", smooth, lambda x, y1h, lam, perm: (lam * x + (1 - lam) * x[perm], y1h), ls_ce)
-    fails("04.10", smooth, mix, lambda logits, y, eps: F.cross_entropy(logits, y))
-    fails("04.10", crash, mix, ls_ce)
-    fails("04.10", None, None, None)
+def test_04_11():
+    passes("04.11", smooth, mix, ls_ce)
+    fails("04.11", lambda y, n, eps: F.one_hot(y, n).float() * (1 - eps) + eps / (n - 1), mix, ls_ce)
+    fails("04.11", smooth, lambda x, y1h, lam, perm: (lam * x + (1 - lam) * x[perm], y1h), ls_ce)
+    fails("04.11", smooth, mix, lambda logits, y, eps: F.cross_entropy(logits, y))
+    fails("04.11", crash, mix, ls_ce)
+    fails("04.11", None, None, None)
 
 
-# 04.11 ------------------------------------------------------------------------------------------
+# 04.12 ------------------------------------------------------------------------------------------
 
 
 def to_dev(batch, device):
@@ -365,10 +460,105 @@ def step(model, batch, opt, loss_fn, device):
     return float(loss)
 
 
-def test_04_11():
-    passes("04.11", to_dev, step)
-    fails("04.11", lambda b, d: {k: (v.to(d) if isinstance(v, torch.Tensor) else v) for k, v in b.items()}, step)
-    fails("04.11", lambda b, d: b, step)
-    fails("04.11", to_dev, lambda model, batch, opt, loss_fn, device: loss_fn(model(batch[0]), batch[1]))  # no step, a tensor
-    fails("04.11", to_dev, crash)
-    fails("04.11", None, ...)
+def test_04_12():
+    passes("04.12", to_dev, step)
+    fails("04.12", lambda b, d: {k: (v.to(d) if isinstance(v, torch.Tensor) else v) for k, v in b.items()}, step)
+    fails("04.12", lambda b, d: b, step)
+    fails("04.12", to_dev, lambda model, batch, opt, loss_fn, device: loss_fn(model(batch[0]), batch[1]))  # no step, a tensor
+    fails("04.12", to_dev, crash)
+    fails("04.12", None, ...)
+
+
+# 04.13 ------------------------------------------------------------------------------------------
+
+CASES = [("fashion", 10), ("fashion", 50), ("mnist", 50)]
+ARMS = ("scratch", "probe", "fine-tune")
+
+
+def transfer_sets():
+    """(train, test) per task, normalized with the pretraining statistics, as §11 builds them."""
+    _, info = fmnist8_body()
+    norm = lambda a: ((a.float() / 255 - info["mean"]) / info["std"]).unsqueeze(1)  # noqa: E731
+    x, y = fashion_mnist(train=True)
+    xt, yt = fashion_mnist(train=False)
+    keep, keep_t = (y == 0) | (y == 6), (yt == 0) | (yt == 6)
+    xm, ym = mnist5k()
+    idx_tr = torch.cat([torch.nonzero(ym == d).flatten()[:400] for d in range(10)])
+    idx_va = torch.cat([torch.nonzero(ym == d).flatten()[400:] for d in range(10)])
+    return {"fashion": ((norm(x[keep][:2000]), (y[keep][:2000] == 6).long()), (norm(xt[keep_t]), (yt[keep_t] == 6).long())),
+            "mnist": ((norm(xm[idx_tr]), ym[idx_tr]), (norm(xm[idx_va]), ym[idx_va]))}
+
+
+def linear_model(x, y, n_out, steps, seed):  # cheap stand-ins for the three arms: the check does not care how they were trained
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(784, n_out))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+@pytest.fixture(scope="module")
+def transfer_answer():
+    sets = transfer_sets()
+    report, models = {}, {}
+    for i, (task, labels) in enumerate(CASES):
+        (x, y), (xt, yt) = sets[task]
+        n_out = 2 if task == "fashion" else 10
+        models[(task, labels)] = {arm: linear_model(x, y, n_out, 20 + 15 * j + 5 * i, seed=j) for j, arm in enumerate(ARMS)}
+        report[(task, labels)] = {arm: acc(m, xt, yt) for arm, m in models[(task, labels)].items()}
+    helped = {case: r["fine-tune"] > r["scratch"] for case, r in report.items()}
+    gain = {n: report[("fashion", n)]["fine-tune"] - report[("fashion", n)]["scratch"] for n in (10, 50)}
+    return report, models, helped, gain[10] > gain[50], sets
+
+
+def changed(report, case, arm, value):
+    out = {c: dict(r) for c, r in report.items()}
+    out[case][arm] = value
+    return out
+
+
+def test_04_13(transfer_answer):
+    report, models, helped, more_gain, sets = transfer_answer
+    assert all(a > (0.6 if c[0] == "fashion" else 0.2) for c, r in report.items() for a in r.values())
+    passes("04.13", report, models, helped, more_gain, [])
+    passes("04.13", {c: {a: np.float32(v) for a, v in r.items()} for c, r in report.items()}, models,
+           {c: np.bool_(v) for c, v in helped.items()}, np.bool_(more_gain), ())
+    # an inflated accuracy, a conclusion that contradicts the numbers
+    fails("04.13", changed(report, ("fashion", 10), "fine-tune", report[("fashion", 10)]["fine-tune"] + 0.03), models, helped,
+          more_gain, [], mentions="scores")
+    flipped = dict(helped)
+    flipped[("mnist", 50)] = not flipped[("mnist", 50)]
+    fails("04.13", report, models, flipped, more_gain, [], mentions="transfer_helped")
+    fails("04.13", report, models, helped, not more_gain, [], mentions="more_gain_with_fewer_labels")
+    fails("04.13", report, models, {c: "yes" for c in helped}, more_gain, [], mentions="True or False")
+    # a run near chance passes only when it is flagged as failed
+    (_, _), (xt, yt) = sets["mnist"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        dud = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    weak_models = {c: dict(m) for c, m in models.items()}
+    weak_models[("mnist", 50)]["probe"] = dud
+    weak = changed(report, ("mnist", 50), "probe", acc(dud, xt, yt))
+    assert weak[("mnist", 50)]["probe"] < 0.2
+    fails("04.13", weak, weak_models, helped, more_gain, [], mentions="chance")
+    passes("04.13", weak, weak_models, helped, more_gain, [("mnist", 50, "probe")])
+    fails("04.13", weak, weak_models, helped, more_gain, [("mnist", 50, "linear")], mentions="failed")
+    # structure: missing case, one model under two arms, wrong output size, crashing model, stubs
+    fails("04.13", {c: r for c, r in report.items() if c != ("mnist", 50)}, models, helped, more_gain, [])
+    shared = {c: dict(m) for c, m in models.items()}
+    shared[("fashion", 50)]["probe"] = shared[("fashion", 50)]["scratch"]
+    fails("04.13", report, shared, helped, more_gain, [], mentions="same model")
+    wide = {c: dict(m) for c, m in models.items()}
+    wide[("fashion", 10)]["probe"] = models[("mnist", 50)]["probe"]
+    fails("04.13", report, wide, helped, more_gain, [], mentions="logits")
+    broken = {c: dict(m) for c, m in models.items()}
+    broken[("fashion", 10)]["scratch"] = KNetCrashes(3)
+    fails("04.13", report, broken, helped, more_gain, [], mentions="raised")
+    fails("04.13", report, models, helped, more_gain, ...)
+    fails("04.13", ..., ..., ..., ..., ...)
+    fails("04.13", report, crash, helped, more_gain, [])

@@ -1,4 +1,4 @@
-"""Checks for 04_cnns: convolutions, receptive fields, ResBlocks, BatchNorm, CAM, mixup, devices.
+"""Checks for 04_cnns: convolutions, receptive fields, ResBlocks, BatchNorm, kernel size, CAM, mixup, devices, transfer.
 
 Every check runs the learner's answer on its own seeded inputs (local generators only) and compares
 with a reference computed here. Models built inside a check get their weights inside
@@ -17,6 +17,7 @@ from torch import nn
 from course_utils.checks.framework import (
     Wrong,
     as_array,
+    as_float,
     assert_close,
     call,
     exercise,
@@ -324,11 +325,149 @@ def check_resblock(MyResBlock: Any) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# 04.9 CAM
+# Shared by the experiment checks (04.9, 04.13): re-evaluating the learner's models
+# ----------------------------------------------------------------------------------------------
+
+ACC_TOL = 0.005  # a reported accuracy must be what the returned model scores, within this
+
+
+def _normalize(x_uint8: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """The chapter's `normalize`: uint8 (N, 28, 28) -> standardized float (N, 1, 28, 28)."""
+    return ((x_uint8.float() / 255 - mean) / std).unsqueeze(1)
+
+
+def _model_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_out: int, name: str, bs: int = 250) -> float:
+    """Accuracy of a learner's model in eval mode, on the model's own device; its train/eval flag is restored."""
+    params = list(model.parameters())
+    dev = params[0].device if params else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    hits = 0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), bs):
+                out = call(model, x[i:i + bs].to(dev), name=name)
+                if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x[i:i + bs]), n_out):
+                    raise Wrong(f"`{name}` should output ({len(x[i:i + bs])}, {n_out}) logits for {len(x[i:i + bs])} images, "
+                                f"got {tuple(getattr(out, 'shape', ())) or type(out).__name__}.")
+                hits += (out.argmax(1).cpu() == y[i:i + bs]).sum().item()
+    finally:
+        model.train(was_training)
+    return hits / len(x)
+
+
+def _reported_accuracy(value: Any, name: str) -> float:
+    acc = as_float(value, name)
+    if not 0.0 <= acc <= 1.0:
+        raise Wrong(f"`{name}` is {acc!r}: an accuracy is a fraction between 0 and 1.")
+    return acc
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    require(value, name)
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype == torch.bool:
+        return bool(value.item())
+    if not isinstance(value, (bool, np.bool_)):
+        raise Wrong(f"`{name}` should be True or False, got {value!r}.")
+    return bool(value)
+
+
+def _keyed(value: Any, name: str, keys: list, what: str) -> dict:
+    """A dict answer with exactly `keys` (ints are compared as ints, lists as tuples)."""
+    require(value, name)
+    if not isinstance(value, dict):
+        raise Wrong(f"`{name}` should be a dict keyed by {what}, got a {type(value).__name__}.")
+    norm = {}
+    for k, v in value.items():
+        k = tuple(k) if isinstance(k, list) else (int(k) if isinstance(k, (np.integer,)) else k)
+        norm[k] = v
+    if set(norm) != set(keys):
+        raise Wrong(f"`{name}` should have exactly the keys {keys}, got {sorted(norm, key=str)}.")
+    return norm
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.9 kernel size 5 vs 3 (DLwPT ch. 8, exercise 1)
 # ----------------------------------------------------------------------------------------------
 
 
-@exercise("04.9", "CAM with a hook")
+def _net_params(k: int) -> int:
+    """Parameters of the chapter's Net(n_chans1=16, k): conv 1->16, conv 16->8 (k x k, padding k//2), 392->32->2."""
+    return (16 * k * k + 16) + (8 * 16 * k * k + 8) + (7 * 7 * 8 * 32 + 32) + (32 * 2 + 2)
+
+
+def _pair_eval_data() -> tuple[torch.Tensor, ...]:
+    """§6's data as the chapter builds it: the first 1,000 images of the pair slice and the 2,000 pair test images."""
+    from course_utils.data import fashion_mnist
+
+    x, y = fashion_mnist(train=True)
+    xt, yt = fashion_mnist(train=False)
+    keep, keep_t = (y == 2) | (y == 4), (yt == 2) | (yt == 4)
+    scaled = x[keep].float() / 255
+    mean, std = scaled.mean().item(), scaled.std().item()
+    return (_normalize(x[keep][:1000], mean, std), (y[keep][:1000] == 4).long(),
+            _normalize(xt[keep_t], mean, std), (yt[keep_t] == 4).long())
+
+
+@exercise("04.9", "kernel size 5 vs 3")
+def check_kernel_size(kernel_report: Any, kernel_models: Any, overfits_more: Any) -> None:
+    """kernel_report = {3: {"params", "train", "val"}, 5: {...}}; kernel_models = {3: model, 5: model}; overfits_more = 3 or 5.
+
+    "train" is the accuracy on the first 1,000 images of §6's 3,000-image slice of the pair (Xs[:1000]), "val" the
+    accuracy on the 2,000 pair test images (Xte). The check rebuilds both sets, re-evaluates the returned models
+    (within 0.005), wants both val accuracies above 0.80, exact parameter counts, and `overfits_more` to name the
+    kernel size with the larger reported train - val gap.
+    """
+    report = _keyed(kernel_report, "kernel_report", [3, 5], "kernel size (3 and 5)")
+    models = _keyed(kernel_models, "kernel_models", [3, 5], "kernel size (3 and 5)")
+    require(overfits_more, "overfits_more")
+    rows = {}
+    for k in (3, 5):
+        row = report[k]
+        if not isinstance(row, dict) or not {"params", "train", "val"} <= set(row):
+            raise Wrong(f'kernel_report[{k}] should be a dict with "params", "train" and "val".')
+        params = row["params"]
+        if isinstance(params, (bool, np.bool_)) or not isinstance(params, (int, np.integer)):
+            raise Wrong(f'kernel_report[{k}]["params"] should be an int, got {params!r}.')
+        if int(params) != _net_params(k):
+            raise Wrong(f"kernel {k}: you report {int(params):,} parameters, but Net(k={k}) has {_net_params(k):,}. "
+                        "Hint: each conv has c_out * c_in * k * k weights plus c_out biases; the linear layers do not change.")
+        model = models[k]
+        if not isinstance(model, nn.Module):
+            raise Wrong(f"kernel_models[{k}] should be the trained nn.Module, got a {type(model).__name__}.")
+        n = sum(p.numel() for p in model.parameters())
+        if n != _net_params(k):
+            raise Wrong(f"kernel_models[{k}] has {n:,} parameters, expected {_net_params(k):,}: build it with Net(k={k}) "
+                        "(padding k // 2 keeps 28 x 28, so the linear layers stay 392 -> 32 -> 2).")
+        rows[k] = (_reported_accuracy(row["train"], f'kernel_report[{k}]["train"]'),
+                   _reported_accuracy(row["val"], f'kernel_report[{k}]["val"]'))
+    if models[3] is models[5]:
+        raise Wrong("kernel_models[3] and kernel_models[5] are the same object: train two models.")
+    x_tr, y_tr, x_te, y_te = _pair_eval_data()
+    for k in (3, 5):
+        for (label, x, y, where), reported in zip((("train", x_tr, y_tr, "Xs[:1000]"), ("val", x_te, y_te, "Xte, all 2,000 test images")), rows[k]):
+            measured = _model_accuracy(models[k], x, y, 2, f"kernel_models[{k}]")
+            if abs(measured - reported) > ACC_TOL:
+                raise Wrong(f"kernel {k}: you report {label} accuracy {reported:.3f}, but the returned model scores {measured:.3f} "
+                            f"on {where}. Report what the model you return scores (model.eval(), no training afterwards).")
+        if rows[k][1] <= 0.80:
+            raise Wrong(f"kernel {k}: val accuracy {rows[k][1]:.3f} is not above 0.80. Hint: train(model, Xs, Ys, epochs=3) "
+                        "with the default lr 1e-2, on a model built with seeded(...).")
+    gaps = {k: rows[k][0] - rows[k][1] for k in (3, 5)}
+    if overfits_more not in (3, 5) or isinstance(overfits_more, (bool, np.bool_)):
+        raise Wrong(f"`overfits_more` should be 3 or 5, got {overfits_more!r}.")
+    larger = max(gaps, key=gaps.get)
+    if abs(gaps[3] - gaps[5]) > 1e-9 and int(overfits_more) != larger:
+        raise Wrong(f"your numbers give train - val gaps of {gaps[3]:+.3f} (kernel 3) and {gaps[5]:+.3f} (kernel 5), so "
+                    f"kernel {larger} overfits more, not {int(overfits_more)}.")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.10 CAM
+# ----------------------------------------------------------------------------------------------
+
+
+@exercise("04.10", "CAM with a hook")
 def check_cam(cam: Any, model: Any) -> None:
     from course_utils.data.vision import sky_shapes
     from course_utils.hooks import class_activation_map, peak_in_box
@@ -361,11 +500,11 @@ def check_cam(cam: Any, model: Any) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# 04.10 label smoothing and mixup
+# 04.11 label smoothing and mixup
 # ----------------------------------------------------------------------------------------------
 
 
-@exercise("04.10", "label smoothing and mixup")
+@exercise("04.11", "label smoothing and mixup")
 def check_smoothing(smooth_targets: Any, mixup: Any, ls_cross_entropy: Any) -> None:
     from fastai.losses import LabelSmoothingCrossEntropy
 
@@ -403,11 +542,11 @@ def check_smoothing(smooth_targets: Any, mixup: Any, ls_cross_entropy: Any) -> N
 
 
 # ----------------------------------------------------------------------------------------------
-# 04.11 devices
+# 04.12 devices
 # ----------------------------------------------------------------------------------------------
 
 
-@exercise("04.11", "device-agnostic code")
+@exercise("04.12", "device-agnostic code")
 def check_devices(to_device: Any, train_step: Any) -> None:
     td = require_callable(to_device, "to_device")
     ts = require_callable(train_step, "train_step")
@@ -445,3 +584,97 @@ def check_devices(to_device: Any, train_step: Any) -> None:
         raise Wrong("the returned loss is not the loss before the step.")
     if torch.equal(model.weight, before) or not torch.allclose(model.weight, ref.weight, atol=1e-6):
         raise Wrong("the model's parameters did not take exactly one optimizer step. Hint: zero_grad, backward, step.")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.13 transfer: where does it help?
+# ----------------------------------------------------------------------------------------------
+
+TRANSFER_CASES = [("fashion", 10), ("fashion", 50), ("mnist", 50)]
+TRANSFER_ARMS = ("scratch", "probe", "fine-tune")
+TRANSFER_CLASSES = {"fashion": 2, "mnist": 10}
+
+
+def _transfer_eval_data() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """§11's test sets, normalized with the pretraining statistics (what `small_task` does).
+
+    fashion: all 2,000 Fashion-MNIST test images of T-shirt/top (label 0) and Shirt (label 1); mnist: the 1,000
+    validation digits of §7 (per digit, the images after the first 400).
+    """
+    from course_utils.data import fashion_mnist, mnist5k
+    from course_utils.pretrained import fmnist8_body
+
+    _, info = fmnist8_body()
+    mean, std = info["mean"], info["std"]
+    xt, yt = fashion_mnist(train=False)
+    keep = (yt == 0) | (yt == 6)
+    xm, ym = mnist5k()
+    idx_va = torch.cat([torch.nonzero(ym == d).flatten()[400:] for d in range(10)])
+    return {"fashion": (_normalize(xt[keep], mean, std), (yt[keep] == 6).long()),
+            "mnist": (_normalize(xm[idx_va], mean, std), ym[idx_va])}
+
+
+@exercise("04.13", "transfer: where does it help?")
+def check_transfer(transfer_report: Any, transfer_models: Any, transfer_helped: Any, more_gain_with_fewer_labels: Any,
+                   failed: Any) -> None:
+    """The transfer report of 04.13.
+
+    transfer_report[case][arm] is a test accuracy for case in ("fashion", 10), ("fashion", 50), ("mnist", 50) (task,
+    labels per class) and arm in "scratch", "probe", "fine-tune"; transfer_models has the same keys and holds the
+    trained models. Test sets: all 2,000 T-shirt/top (0) and Shirt (1) test images, and the 1,000 MNIST validation
+    digits of §7, both normalized with the pretraining mean and std. transfer_helped[case] says whether fine-tune
+    beat scratch (a strictly higher accuracy); more_gain_with_fewer_labels whether fine-tune's gain over scratch on
+    T-shirt vs Shirt was larger with 10 labels per class than with 50. failed lists (task, labels, arm) runs the
+    learner considers failed. The check re-evaluates every model (within 0.005), wants every accuracy above chance +
+    0.1 (0.6 for 2 classes, 0.2 for 10) except the flagged runs, and every conclusion to agree with the reported numbers.
+    """
+    report = _keyed(transfer_report, "transfer_report", TRANSFER_CASES, "(task, labels per class)")
+    models = _keyed(transfer_models, "transfer_models", TRANSFER_CASES, "(task, labels per class)")
+    helped = _keyed(transfer_helped, "transfer_helped", TRANSFER_CASES, "(task, labels per class)")
+    require(failed, "failed")
+    if not isinstance(failed, (list, tuple, set)):
+        raise Wrong("`failed` should be a list of (task, labels, arm) tuples, e.g. [('mnist', 50, 'probe')], or [].")
+    flagged = set()
+    for item in failed:
+        if not isinstance(item, (list, tuple)) or len(item) != 3 or (item[0], item[1]) not in TRANSFER_CASES or item[2] not in TRANSFER_ARMS:
+            raise Wrong(f"`failed` holds {item!r}: each entry should be (task, labels, arm), e.g. ('mnist', 50, 'probe').")
+        flagged.add(tuple(item))
+    accs = {}
+    for case in TRANSFER_CASES:
+        row, mods = report[case], models[case]
+        for what, value in (("transfer_report", row), ("transfer_models", mods)):
+            if not isinstance(value, dict) or set(value) != set(TRANSFER_ARMS):
+                raise Wrong(f"{what}[{case!r}] should be a dict with the keys {list(TRANSFER_ARMS)}.")
+        for arm in TRANSFER_ARMS:
+            if not isinstance(mods[arm], nn.Module):
+                raise Wrong(f"transfer_models[{case!r}][{arm!r}] should be the trained nn.Module, got a {type(mods[arm]).__name__}.")
+            accs[case + (arm,)] = _reported_accuracy(row[arm], f"transfer_report[{case!r}][{arm!r}]")
+        if len({id(mods[arm]) for arm in TRANSFER_ARMS}) != 3:
+            raise Wrong(f"transfer_models[{case!r}] holds the same model under two arms: each arm trains its own model.")
+    data = _transfer_eval_data()
+    for case in TRANSFER_CASES:
+        task = case[0]
+        x, y = data[task]
+        for arm in TRANSFER_ARMS:
+            name = f"transfer_models[{case!r}][{arm!r}]"
+            measured = _model_accuracy(models[case][arm], x, y, TRANSFER_CLASSES[task], name, bs=500)
+            reported = accs[case + (arm,)]
+            if abs(measured - reported) > ACC_TOL:
+                where = "the 2,000 T-shirt/top and Shirt test images" if task == "fashion" else "the 1,000 MNIST validation digits"
+                raise Wrong(f"{case!r} {arm}: you report {reported:.3f}, but the returned model scores {measured:.3f} on {where} "
+                            "(normalized with pre_info's mean and std). Report what the model you return scores.")
+            floor = 1 / TRANSFER_CLASSES[task] + 0.1
+            if reported <= floor and case + (arm,) not in flagged:
+                raise Wrong(f"{case!r} {arm}: {reported:.3f} is not above chance + 0.1 ({floor:.1f}). Fix the run, or, if it "
+                            f"really fails, say so: add {case + (arm,)!r} to `failed`.")
+    for case in TRANSFER_CASES:
+        said = _as_bool(helped[case], f"transfer_helped[{case!r}]")
+        ft, sc = accs[case + ("fine-tune",)], accs[case + ("scratch",)]
+        if said != (ft > sc):
+            raise Wrong(f"transfer_helped[{case!r}] is {said}, but your numbers give fine-tune {ft:.3f} vs scratch {sc:.3f}: "
+                        "transfer helped exactly when fine-tune beat scratch.")
+    gains = {n: accs[("fashion", n, "fine-tune")] - accs[("fashion", n, "scratch")] for n in (10, 50)}
+    said = _as_bool(more_gain_with_fewer_labels, "more_gain_with_fewer_labels")
+    if said != (gains[10] > gains[50]):
+        raise Wrong(f"more_gain_with_fewer_labels is {said}, but fine-tune's gain over scratch is {gains[10]:+.3f} with 10 "
+                    f"labels per class and {gains[50]:+.3f} with 50.")
