@@ -132,3 +132,119 @@ def test_vision_plots():
     assert vision.draw_cam_explorer(imgs[:, None], maps, torch.tensor([[1, 1, 4, 4]] * 3), torch.tensor([0, 1, 0])) is not None
     assert vision.kernel_explorer(imgs) is not None
     assert vision.cam_explorer(imgs[:, None], maps, torch.tensor([[1, 1, 4, 4]] * 3), torch.tensor([0, 1, 0])) is not None
+
+
+# ------------------------------------------------------------------------------------------------
+# 05_nlp: the Austen language model (ULMFiT stage 1)
+# ------------------------------------------------------------------------------------------------
+
+
+def _tiny_paragraphs():
+    words = "the a lady gentleman walked talked to from house garden happy quiet and but said".split()
+    g = np.random.default_rng(0)
+    return [" ".join(g.choice(words, size=int(g.integers(5, 15)))).capitalize() + "." for _ in range(60)]
+
+
+TINY_LM = dict(epochs=1, config={"emb_sz": 8, "n_hid": 16, "n_layers": 1}, max_vocab=100, min_freq=1, bs=4, seq_len=12)
+
+
+def test_austen_paragraphs_are_blocks_between_blank_lines():
+    text = "CHAPTER I\n\nIt is a truth\nuniversally acknowledged.\n \n\n\"Yes,\"  said she.\n"
+    assert pretrained.austen_paragraphs(text) == ["CHAPTER I", "It is a truth universally acknowledged.", '"Yes," said she.']
+
+
+def test_tiny_austen_lm_is_deterministic_leaves_the_rng_alone_and_round_trips(tmp_path):
+    import random
+
+    paragraphs = _tiny_paragraphs()
+    states = (random.getstate(), np.random.get_state()[1].copy(), torch.random.get_rng_state(), torch.get_num_threads())
+    learn1, info1 = pretrained.pretrain_austen_lm(paragraphs, **TINY_LM)
+    learn2, info2 = pretrained.pretrain_austen_lm(paragraphs, **TINY_LM)
+    assert random.getstate() == states[0] and np.array_equal(np.random.get_state()[1], states[1])
+    assert torch.equal(torch.random.get_rng_state(), states[2]) and torch.get_num_threads() == states[3]
+    assert info1 == info2 and info1["paragraphs"] == 60 and len(info1["history"]) == 1
+    sd1, sd2 = learn1.model.state_dict(), learn2.model.state_dict()
+    assert sd1.keys() == sd2.keys() and all(torch.equal(sd1[k], sd2[k]) for k in sd1)
+    folder = pretrained.save_austen_lm(learn1, info1, tmp_path / "models")
+    assert sorted(p.name for p in folder.iterdir()) == ["austen_lm.json", "austen_lm.pkl", "austen_lm.pth"]
+    model, vocab, info = pretrained.load_austen_lm(folder)
+    assert info == json.loads(json.dumps(info1)) and vocab[:2] == ["xxunk", "xxpad"]
+    assert model[0].encoder.weight.shape == (len(vocab), 8) and model[1].decoder.out_features == len(vocab)
+    assert all(torch.equal(v, sd1[k]) for k, v in model.state_dict().items())
+
+
+def test_load_austen_lm_names_what_is_wrong_and_the_fix(tmp_path):
+    import pickle
+
+    with pytest.raises(FileNotFoundError, match=r"austen_lm.pth, austen_lm.pkl, austen_lm.json missing.*course data austen_lm"):
+        pretrained.load_austen_lm(tmp_path)
+    learn, info = pretrained.pretrain_austen_lm(_tiny_paragraphs(), **TINY_LM)
+    folder = pretrained.save_austen_lm(learn, info, tmp_path / "models")
+    with open(folder / "austen_lm.pkl", "wb") as f:
+        pickle.dump(["xxunk", "xxpad"], f)  # a vocab that is not the one saved with the weights
+    with pytest.raises(ValueError, match="does not match its vocab.*course data austen_lm"):
+        pretrained.load_austen_lm(folder)
+
+
+def test_registry_has_the_austen_lm_cached_step():
+    entry = DATASETS["austen_lm"]
+    assert entry.files == pretrained.AUSTEN_LM_FILES and entry.chapters == ("05_nlp",)
+    assert [s.kind for s in entry.sources] == ["course"] and "austen" in entry.sources[0].description
+
+
+def test_the_cached_austen_lm_when_course_data_prepared_it():
+    from course_utils.data.prepare import status
+
+    if status("austen_lm")[0] != "ready":
+        pytest.skip("austen_lm is not prepared (run `course data`); training it takes about 3 minutes")
+    folder, info = pretrained.austen_lm()
+    assert (folder / "austen_lm.pth").is_file() and (folder / "austen_lm.pkl").is_file()
+    assert info["paragraphs"] == 5537 and info["words"] == 362291 and info["vocab_size"] == 3008
+    assert info["valid_accuracy"] >= 0.18 and info["valid_perplexity"] < 100
+    model, vocab, _ = pretrained.load_austen_lm(folder)
+    assert model[0].encoder.weight.shape == (3008, 64) and len(model[0].rnns) == 2
+    assert model[1].decoder.weight.shape == (3008, 64)
+
+
+# ------------------------------------------------------------------------------------------------
+# 05_nlp: the review language model (ULMFiT stage 2, cached)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_review_lm_text_drops_html_breaks_and_keeps_the_first_words():
+    assert pretrained.review_lm_text("Great<br />coffee,  really<br /><br />good", 3) == "Great coffee, really"
+    assert pretrained.review_lm_text("one two", 40) == "one two"
+
+
+def test_finetune_review_lm_from_the_austen_weights_and_from_scratch(tmp_path, monkeypatch):
+    learn, info = pretrained.pretrain_austen_lm(_tiny_paragraphs(), **TINY_LM)
+    folder = pretrained.save_austen_lm(learn, info, tmp_path / "models")
+    texts = [p.lower() for p in _tiny_paragraphs()] * 4
+    dls = pretrained.review_lm_loaders(texts)
+    monkeypatch.setattr(pretrained, "AUSTEN_LM_CONFIG", TINY_LM["config"])  # the tiny Austen model's sizes
+    tuned, ppl_tuned = pretrained.finetune_review_lm(dls, folder)
+    _, ppl_again = pretrained.finetune_review_lm(dls, folder)
+    _, ppl_scratch = pretrained.finetune_review_lm(dls, None)
+    assert len(ppl_tuned) == 3 and ppl_tuned == ppl_again  # seeded: the same run twice
+    assert ppl_tuned[-1] < ppl_tuned[0] and ppl_scratch[-1] < ppl_scratch[0]
+    assert ppl_tuned[0] < ppl_scratch[0]  # the Austen start already knows these words
+    assert tuned.model[0].encoder.weight.shape[0] == len(dls.vocab)
+
+
+def test_registry_has_the_review_lm_cached_step_after_its_inputs():
+    entry = DATASETS["review_lm"]
+    assert entry.files == pretrained.REVIEW_LM_FILES and entry.chapters == ("05_nlp",)
+    assert [s.kind for s in entry.sources] == ["course"] and "austen_lm" in entry.sources[0].description
+    names = list(DATASETS)
+    assert names.index("austen_lm") < names.index("review_lm") and names.index("reviews") < names.index("review_lm")
+
+
+def test_the_cached_review_lm_when_course_data_prepared_it():
+    from course_utils.data.prepare import status
+
+    if status("review_lm")[0] != "ready":
+        pytest.skip("review_lm is not prepared (run `course data`)")
+    folder, info = pretrained.review_lm()
+    assert {p.name for p in folder.glob("review_*")} >= {"review_lm.pth", "review_lm.pkl", "review_encoder.pth", "review_lm.json"}
+    assert info["texts"] == 4000 and info["vocab_size"] == 3008
+    assert info["perplexity_pretrained"][-1] <= 0.7 * info["perplexity_scratch"][-1]

@@ -214,6 +214,8 @@ _LOADERS = {
     "fmnist_png": fmnist_png,
     "fmnist8_body": lambda online: __import__("course_utils.pretrained").pretrained.fmnist8_body(online),
     "human_numbers": human_numbers,
+    "austen_lm": lambda online: __import__("course_utils.pretrained").pretrained.austen_lm(online),
+    "review_lm": lambda online: __import__("course_utils.pretrained").pretrained.review_lm(online),
 }
 
 
@@ -222,7 +224,9 @@ def load(name: str, online: bool = False) -> Any:
 
     Returns: photos -> uint8 array (H, W, C); tables -> DataFrame; ct_volume -> (volume, spacing);
     ct_slice / ct_dicom -> Path; mnist5k / fashion_mnist (train) -> (x, y) tensors; austen ->
-    Pride and Prejudice as a str; reviews -> (train, test); human_numbers -> (train, valid) lines.
+    Pride and Prejudice as a str; reviews -> (train, test); human_numbers -> (train, valid) lines;
+    austen_lm -> (folder of austen_lm.pth + .pkl, info dict); review_lm -> (folder of review_lm.pth/.pkl
+    and review_encoder.pth, info dict).
     `course data --list` shows every name.
     """
     get(name)

@@ -388,6 +388,52 @@ _add(
 )
 
 
+def _build_austen_lm(source, out: Path) -> None:
+    from course_utils.pretrained import build_austen_lm  # fastai training code, imported only when needed
+
+    build_austen_lm(source, out)
+
+
+_add(
+    Dataset(
+        name="austen_lm",
+        title="AWD-LSTM language model (emb 64, 2 x 128, vocab 3,008) pretrained by the course on three Austen novels",
+        stands_in_for="fastai's WikiText-103 pretrained AWD-LSTM (fastai ch. 10, ULMFiT stage 1)",
+        licence="MIT (trained by the course on public-domain texts)",
+        citation="course_utils.pretrained.pretrain_austen_lm: seed 42, CPU, one thread, paragraphs of Emma, "
+        "Pride and Prejudice and Persuasion, 5 epochs of fit_one_cycle at 1e-2",
+        chapters=("05_nlp",),
+        files=("models/austen_lm.pth", "models/austen_lm.pkl", "models/austen_lm.json"),
+        sources=(course("austen"),),
+        build=_build_austen_lm,
+        returns="(folder Path holding austen_lm.pth + austen_lm.pkl, info dict with valid_accuracy, valid_perplexity)",
+    )
+)
+
+
+def _build_review_lm(source, out: Path) -> None:
+    from course_utils.pretrained import build_review_lm  # fastai training code, imported only when needed
+
+    build_review_lm(source, out)
+
+
+_add(
+    Dataset(
+        name="review_lm",
+        title="ULMFiT stage 2: the Austen LM fine-tuned on the 4,000 training reviews (and the same LM from scratch)",
+        stands_in_for="fastai's IMDb-fine-tuned language model (fastai ch. 10, ULMFiT stage 2)",
+        licence="MIT (trained by the course; reviews from SNAP via modeldata)",
+        citation="course_utils.pretrained.finetune_review_lm: seed 42, CPU, one thread, first 40 words of each "
+        "training review, 1 frozen + 1 unfrozen epoch",
+        chapters=("05_nlp",),
+        files=("models/review_lm.pth", "models/review_lm.pkl", "models/review_encoder.pth", "models/review_lm.json"),
+        sources=(course("austen_lm"),),
+        build=_build_review_lm,
+        returns="(folder Path holding review_lm.pth/.pkl and review_encoder.pth, info dict with both perplexity curves)",
+    )
+)
+
+
 def get(name: str) -> Dataset:
     """The registry record of a dataset; an unknown name raises a KeyError listing the known ones."""
     try:
