@@ -1,5 +1,7 @@
 """The check framework: one line, a bool, never an exception, whatever the learner hands in."""
 
+import random
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,8 @@ def _check_broken(answer):
 @exercise("99.3", "uses randomness")
 def _check_random(answer):
     torch.rand(5)
+    random.random()
+    np.random.rand(3)
     fw.require(answer, "answer")
 
 
@@ -93,6 +97,17 @@ def test_checks_do_not_move_the_notebooks_random_state():
     torch.manual_seed(0)
     run_check("99.3", 1)
     assert torch.equal(torch.rand(1), expected)
+
+
+@pytest.mark.parametrize("answer", [1, ...])  # passing and failing checks alike
+def test_checks_do_not_move_pythons_or_numpys_random_state(answer):
+    random.seed(0)
+    np.random.seed(0)
+    expected = random.random(), np.random.rand()
+    random.seed(0)
+    np.random.seed(0)
+    run_check("99.3", answer)
+    assert (random.random(), np.random.rand()) == expected
 
 
 def test_messages_are_one_line_even_when_errors_span_lines():

@@ -10,8 +10,6 @@ random state is never moved. Checks that need data (05.9, 05.12-05.14) build it 
 
 from __future__ import annotations
 
-import functools
-import random
 import re
 from collections import Counter
 from functools import lru_cache
@@ -38,28 +36,6 @@ from course_utils.checks.framework import (
 F64 = torch.float64
 
 
-def _keeps_global_rng(verify):
-    """Restore Python's and NumPy's global random states after a check (the framework forks torch's).
-
-    fastai's DataLoader draws from `random` when it is built, and learners' answers may use either."""
-
-    @functools.wraps(verify)
-    def wrapper(*answers: Any) -> None:
-        py_state, np_state = random.getstate(), np.random.get_state()
-        try:
-            verify(*answers)
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-
-    return wrapper
-
-
-def _short(value: Any, limit: int = 90) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _as_int(value: Any, name: str) -> int:
     """An int, a NumPy integer or a one-element integer tensor/array as a Python int."""
     require(value, name)
@@ -75,7 +51,7 @@ def _as_int(value: Any, name: str) -> int:
         return int(value.item())
     if isinstance(value, (int, np.integer)):
         return int(value)
-    raise Wrong(f"`{name}` should be an int, got a {type(value).__name__} ({_short(value, 40)}).")
+    raise Wrong(f"`{name}` should be an int, got a {type(value).__name__} ({_one_line(repr(value), 40)}).")
 
 
 def _int_tensor(value: Any, name: str) -> torch.Tensor:
@@ -129,12 +105,11 @@ def _fastai_rules():
 
 def _tokens_answer(out: Any, call_text: str) -> list[str]:
     if isinstance(out, str) or not isinstance(out, (list, tuple)) or not all(isinstance(t, str) for t in out):
-        raise Wrong(f"{call_text} should return a list of str tokens, got {_short(out, 60)}.")
+        raise Wrong(f"{call_text} should return a list of str tokens, got {_one_line(repr(out), 60)}.")
     return list(out)
 
 
 @exercise("05.1", "tokenizer rules")
-@_keeps_global_rng
 def check_rules(replace_rep: Any, replace_wrep: Any, replace_maj: Any, replace_all_caps: Any) -> None:
     core = _fastai_rules()
     fns = {
@@ -188,7 +163,6 @@ def _rows_differ(got: torch.Tensor, ref: torch.Tensor) -> list[int]:
 
 
 @exercise("05.2", "predict the LM batches")
-@_keeps_global_rng
 def check_predict_batches(first_x: Any, first_y: Any, n_batches: Any) -> None:
     x = _int_tensor(first_x, "first_x")
     y = _int_tensor(first_y, "first_y")
@@ -224,7 +198,6 @@ LM_HINT = ("usable length = ((len(nums) - 1) // bs) * bs (one token is kept for 
 
 
 @exercise("05.3", "lm_batches")
-@_keeps_global_rng
 def check_lm_batches(lm_batches: Any) -> None:
     fn = require_callable(lm_batches, "lm_batches")
     g = generator(503)
@@ -241,7 +214,7 @@ def check_lm_batches(lm_batches: Any) -> None:
             raise Wrong(f"{label} returned {len(out)} batches, LMDataLoader gives {len(ref)}. Hint: {LM_HINT}")
         for k, (pair, (rx, ry)) in enumerate(zip(out, ref)):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise Wrong(f"each batch of `lm_batches` should be an (x, y) pair; batch {k} is {_short(pair, 50)}.")
+                raise Wrong(f"each batch of `lm_batches` should be an (x, y) pair; batch {k} is {_one_line(repr(pair), 50)}.")
             for got, exp, which in ((pair[0], rx, "x"), (pair[1], ry, "y")):
                 got = _int_tensor(got, f"batch {k}'s {which}")
                 if tuple(got.shape) != tuple(exp.shape):
@@ -276,7 +249,6 @@ def _rnn_torch(x, h0, W, b, V, c):
 
 
 @exercise("05.4", "RNN forward and BPTT")
-@_keeps_global_rng
 def check_rnn(rnn_forward: Any, rnn_backward: Any) -> None:
     fwd = require_callable(rnn_forward, "rnn_forward")
     bwd = require_callable(rnn_backward, "rnn_backward")
@@ -346,7 +318,6 @@ def _gru_cho(x, h, W_ih, W_hh, b_ih, b_hh):
 
 
 @exercise("05.5", "LSTM and GRU cells")
-@_keeps_global_rng
 def check_cells(lstm_cell: Any, gru_cell: Any) -> None:
     lstm = require_callable(lstm_cell, "lstm_cell")
     gru = require_callable(gru_cell, "gru_cell")
@@ -392,7 +363,6 @@ def _group_chunks(ds, bs):
 
 
 @exercise("05.6", "group_chunks")
-@_keeps_global_rng
 def check_group_chunks(group_chunks: Any) -> None:
     fn = require_callable(group_chunks, "group_chunks")
     for n, bs in ((24, 4), (50, 8), (64, 64), (103, 10), (7, 3), (330, 64)):
@@ -425,7 +395,6 @@ def check_group_chunks(group_chunks: Any) -> None:
 
 
 @exercise("05.7", "Dropout from scratch")
-@_keeps_global_rng
 def check_dropout(Dropout: Any) -> None:
     cls = require_callable(Dropout, "Dropout")
     g = generator(570)
@@ -491,7 +460,6 @@ def _fastai_ar_tar(raw: torch.Tensor, dropped: torch.Tensor, alpha: float, beta:
 
 
 @exercise("05.8", "AR and TAR")
-@_keeps_global_rng
 def check_ar_tar(ar_tar_penalty: Any) -> None:
     fn = require_callable(ar_tar_penalty, "ar_tar_penalty")
     g = generator(580)
@@ -546,7 +514,6 @@ def _two_word_data():
 
 
 @exercise("05.9", "a two-word model")
-@_keeps_global_rng
 def check_two_word_model(make_model: Any) -> None:
     fn = require_callable(make_model, "make_model")
     with torch.random.fork_rng(devices=[]):
@@ -611,7 +578,6 @@ def _is_zero_state(h: Any) -> bool:
 
 
 @exercise("05.10", "a GRU cell in an LM")
-@_keeps_global_rng
 def check_gru_lm(GRUCellScratch: Any, LMModelGRU: Any) -> None:
     cell_cls = require_callable(GRUCellScratch, "GRUCellScratch")
     lm_cls = require_callable(LMModelGRU, "LMModelGRU")
@@ -691,7 +657,6 @@ def _entropy(counts: np.ndarray) -> float:
 
 
 @exercise("05.11", "sampling with a temperature")
-@_keeps_global_rng
 def check_sample_next(sample_next: Any) -> None:
     fn = require_callable(sample_next, "sample_next")
     g = generator(5110)
@@ -776,7 +741,6 @@ def _review_matrices():
 
 
 @exercise("05.12", "bag of words")
-@_keeps_global_rng
 def check_bow(bow_matrix: Any, fit_bow_logreg: Any) -> None:
     bow = require_callable(bow_matrix, "bow_matrix")
     fit = require_callable(fit_bow_logreg, "fit_bow_logreg")
@@ -841,7 +805,6 @@ def _predictions(value: Any, key: tuple, n: int) -> np.ndarray:
 
 
 @exercise("05.13", "the honest report")
-@_keeps_global_rng
 def check_report(report: Any) -> None:
     require(report, "report")
     if not isinstance(report, dict) or not {"predictions", "accuracy", "winner"} <= set(report):
@@ -853,7 +816,7 @@ def check_report(report: Any) -> None:
     recomputed: dict[tuple[str, int], list[float]] = {}
     for key, value in preds.items():
         if not isinstance(key, tuple) or len(key) != 3:
-            raise Wrong(f"prediction keys should be (method, n_labels, seed) tuples, got {_short(key, 40)}.")
+            raise Wrong(f"prediction keys should be (method, n_labels, seed) tuples, got {_one_line(repr(key), 40)}.")
         method, n_labels, _seed = key
         if method not in METHODS:
             raise Wrong(f"unknown method {method!r} in {key}: use one of {METHODS}.")
@@ -870,7 +833,7 @@ def check_report(report: Any) -> None:
         recomputed.setdefault((method, int(n_labels)), []).append(acc)
     extra = [k for k in accs if k not in preds]
     if extra:
-        raise Wrong(f"report['accuracy'] has {_short(extra[0], 40)} without predictions.")
+        raise Wrong(f"report['accuracy'] has {_one_line(repr(extra[0]), 40)} without predictions.")
     for n in N_LABELS:
         for method in METHODS:
             if len(recomputed.get((method, n), [])) < 2:
@@ -920,7 +883,6 @@ def _batches(loader: Any, name: str, limit: int = 50) -> list[tuple[torch.Tensor
 
 
 @exercise("05.14", "debug a stateful LM")
-@_keeps_global_rng
 def check_stateful(LMModel3Fixed: Any, make_loader: Any) -> None:
     model_cls = require_callable(LMModel3Fixed, "LMModel3Fixed")
     loader_fn = require_callable(make_loader, "make_loader")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import random
 import re
 import warnings
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ def run_check(exercise_id: str, *answers: Any) -> tuple[bool, str]:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                with torch.random.fork_rng(devices=[]):  # checks must not move the notebook's RNG
+                with torch.random.fork_rng(devices=[]), _python_and_numpy_rng_kept():  # the notebook's RNGs stay put
                     ex.verify(*answers)
     except Wrong as wrong:
         return False, f"{FAIL_MARK} {ex.id} {ex.title}: {_one_line(str(wrong))}"
@@ -112,6 +113,18 @@ def run_check(exercise_id: str, *answers: Any) -> tuple[bool, str]:
             f"({type(err).__name__}: {_one_line(str(err))}). Look at what type and shape it has."
         )
     return True, f"{PASS_MARK} {ex.id} {ex.title}"
+
+
+@contextlib.contextmanager
+def _python_and_numpy_rng_kept():
+    """Restore Python's and NumPy's global random states afterwards (fork_rng covers torch's): fastai's
+    DataLoader draws from `random` when it is built, and learners' answers may draw from either."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
 
 
 def check(exercise_id: str, *answers: Any) -> bool:

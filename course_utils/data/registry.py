@@ -314,10 +314,17 @@ _add(
     )
 )
 
-def _build_fmnist8_body(source, out: Path) -> None:
-    from course_utils.pretrained import build_fmnist8_body  # torch training code, imported only when needed
+def _pretrained_builder(name: str):
+    """A builder that imports course_utils.pretrained.<name> only when it runs: training code pulls in
+    torch and fastai, which listing or checking the registry must not import."""
 
-    build_fmnist8_body(source, out)
+    def build(source, out: Path) -> None:
+        import course_utils.pretrained
+
+        getattr(course_utils.pretrained, name)(source, out)
+
+    build.__name__ = name
+    return build
 
 
 _add(
@@ -345,7 +352,7 @@ _add(
         chapters=("04_cnns",),
         files=("models/fmnist8_tiny_resnet_w16.pth", "models/fmnist8_tiny_resnet_w16.json"),
         sources=(course("fashion_mnist"),),
-        build=_build_fmnist8_body,
+        build=_pretrained_builder("build_fmnist8_body"),
         returns="(tiny_resnet model in eval mode, info dict with mean, std, classes, test_accuracy)",
     )
 )
@@ -388,12 +395,6 @@ _add(
 )
 
 
-def _build_austen_lm(source, out: Path) -> None:
-    from course_utils.pretrained import build_austen_lm  # fastai training code, imported only when needed
-
-    build_austen_lm(source, out)
-
-
 _add(
     Dataset(
         name="austen_lm",
@@ -405,16 +406,10 @@ _add(
         chapters=("05_nlp",),
         files=("models/austen_lm.pth", "models/austen_lm.pkl", "models/austen_lm.json"),
         sources=(course("austen"),),
-        build=_build_austen_lm,
+        build=_pretrained_builder("build_austen_lm"),
         returns="(folder Path holding austen_lm.pth + austen_lm.pkl, info dict with valid_accuracy, valid_perplexity)",
     )
 )
-
-
-def _build_review_lm(source, out: Path) -> None:
-    from course_utils.pretrained import build_review_lm  # fastai training code, imported only when needed
-
-    build_review_lm(source, out)
 
 
 _add(
@@ -428,7 +423,7 @@ _add(
         chapters=("05_nlp",),
         files=("models/review_lm.pth", "models/review_lm.pkl", "models/review_encoder.pth", "models/review_lm.json"),
         sources=(course("austen_lm"),),
-        build=_build_review_lm,
+        build=_pretrained_builder("build_review_lm"),
         returns="(folder Path holding review_lm.pth/.pkl and review_encoder.pth, info dict with both perplexity curves)",
     )
 )
