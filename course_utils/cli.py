@@ -4,6 +4,8 @@
     course data [NAME ...]        prepare the offline datasets (what `make data` runs); --list to list them
     course build [CHAPTER ...]    regenerate the three notebook variants of each chapter (what `make build` runs)
     course grade NOTEBOOK         execute a learner's exercise notebook and print a score table
+    course compare [CHAPTER ...]  rerun each chapter under other numerics and diff it with the stored outputs
+    course sweep CHAPTER          rerun a chapter over shifted seeds: the spread behind its claims' thresholds
 
 Errors a user can fix (an unknown chapter, an unreadable notebook) print one line and exit with 2.
 """
@@ -99,6 +101,37 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """What `make test` checks per chapter: other numerics, the same stored outputs (portability.py)."""
+    from course_utils import pipeline, portability
+
+    try:
+        chapters = [pipeline.find_chapter(n) for n in args.chapters] if args.chapters else pipeline.all_chapters()
+    except pipeline.ChapterNotFound as err:
+        return _fail(str(err))
+    extra = {} if args.same_numerics else portability.second_numerics_env()
+    print("second numerics:", " ".join(f"{k}={v}" for k, v in extra.items()) or "none (this machine's own)")
+    differing = 0
+    for chapter in chapters:
+        run = portability.run_chapter(chapter, extra)
+        differing += len(run.differences)
+        print(f"{chapter.slug}: {len(run.differences)} differing cell(s) in {run.seconds:.0f} s")
+        for difference in run.differences:
+            print(difference, end="\n\n")
+    return 1 if differing else 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from course_utils import pipeline, sweep
+
+    try:
+        chapter = pipeline.find_chapter(args.chapter)
+        print(sweep.sweep(chapter, seeds=args.seeds))
+    except (pipeline.ChapterNotFound, FileNotFoundError, ValueError) as err:
+        return _fail(str(err))
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Tools for the executable deep-learning course.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -119,6 +152,16 @@ def make_parser() -> argparse.ArgumentParser:
     grade.add_argument("notebook", help="path to the notebook, e.g. chapters/exercises/02_autograd.ipynb")
     grade.add_argument("--kernel", default=config.CPU_KERNEL, help=f"Jupyter kernel to run it on (default {config.CPU_KERNEL})")
     grade.set_defaults(run=cmd_grade)
+
+    compare = sub.add_parser("compare", help="rerun chapters under other numerics and diff with the stored outputs")
+    compare.add_argument("chapters", nargs="*", help="chapter numbers or slugs (default: all)")
+    compare.add_argument("--same-numerics", action="store_true", help="rerun with this machine's own numerics")
+    compare.set_defaults(run=cmd_compare)
+
+    sweep = sub.add_parser("sweep", help="rerun a chapter over shifted seeds and tabulate its claims' quantities")
+    sweep.add_argument("chapter", help="chapter number or slug; its spec is sweeps/NN_slug.toml")
+    sweep.add_argument("--seeds", type=int, default=5, help="how many seed offsets (default 5), plus one run under second numerics")
+    sweep.set_defaults(run=cmd_sweep)
     return parser
 
 

@@ -187,8 +187,19 @@ def validate_exercises(nb: NotebookNode, chapter: Chapter) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def execute(nb: NotebookNode, cwd: Path, kernel_name: str = config.CPU_KERNEL, allow_errors: bool = False, timeout: int = 900) -> NotebookNode:
-    """Run every cell on a kernel (the course-cpu kernel by default) and return the executed copy."""
+def execute(
+    nb: NotebookNode,
+    cwd: Path,
+    kernel_name: str = config.CPU_KERNEL,
+    allow_errors: bool = False,
+    timeout: int = 900,
+    env: dict[str, str] | None = None,
+) -> NotebookNode:
+    """Run every cell on a kernel (the course-cpu kernel by default) and return the executed copy.
+
+    `env`, when given, is the kernel's whole environment (the kernelspec's variables still apply on
+    top); the portability test uses it to start a kernel with other numerics.
+    """
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
 
@@ -202,7 +213,7 @@ def execute(nb: NotebookNode, cwd: Path, kernel_name: str = config.CPU_KERNEL, a
         resources={"metadata": {"path": str(cwd)}},
     )
     try:
-        client.execute()
+        client.execute(**({"env": env} if env is not None else {}))
     except NoSuchKernel as err:
         raise BuildError(f"the Jupyter kernel {kernel_name!r} is not installed: run `make setup`") from err
     return nb

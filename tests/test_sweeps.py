@@ -1,0 +1,64 @@
+"""Every training-dependent claim's threshold comes from a saved seed sweep and keeps its margin."""
+
+import pytest
+
+from course_utils import pipeline, sweep
+
+CHAPTERS = pipeline.all_chapters()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
+def test_every_sweep_comment_matches_its_saved_sweep_and_keeps_a_margin_of_twice_the_spread(chapter):
+    comments = sweep.claim_comments(chapter.source.read_text(encoding="utf-8"))
+    results = sweep.read_results(chapter)
+    problems = [p for c in comments if (p := sweep.comment_problem(c, results))]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
+def test_every_sweep_spec_names_cells_that_exist(chapter):
+    if not sweep.spec_path(chapter).exists():
+        pytest.skip(f"{chapter.slug} has no training-dependent claims to sweep")
+    quantities = sweep.read_spec(chapter)
+    nb = sweep.sweep_notebook(chapter, quantities, offset=0)
+    recorded = [c.source for c in nb.cells if c.source.startswith("__sweep__[")]
+    assert len(recorded) == len(quantities)
+
+
+RESULTS = {"gap": (0.031, 0.058, 6), "loss": (2.928, 2.928, 6)}
+
+
+def _comment(text):
+    (parsed,) = sweep.claim_comments(text)
+    return parsed
+
+
+def test_a_claim_with_margin_passes():
+    ok = _comment("# sweep: gap 0.031..0.058 over 6 runs; claim >= -0.03")
+    assert ok.spread == pytest.approx(0.027) and ok.margin == pytest.approx(0.061)
+    assert sweep.comment_problem(ok, RESULTS) is None
+    assert sweep.comment_problem(_comment("# sweep: loss 2.928..2.928 over 6 runs; claim < 3"), RESULTS) is None
+
+
+@pytest.mark.parametrize(
+    "planted, complaint",
+    [
+        ("# sweep: gap 0.031..0.058 over 6 runs; claim >= 0.02", "less than 2 x the spread"),  # threshold too tight
+        ("# sweep: gap 0.031..0.058 over 6 runs; claim >= 0.04", "less than 2 x the spread"),  # a seed fails it
+        ("# sweep: gap 0.035..0.058 over 6 runs; claim >= -0.03", "the sweep 0.031..0.058"),  # min edited by hand
+        ("# sweep: gap 0.031..0.058 over 3 runs; claim >= -0.03", "over 6"),  # runs do not match
+        ("# sweep: gain 0.031..0.058 over 6 runs; claim >= -0.03", "no quantity 'gain'"),  # never swept
+        ("# sweep: loss 2.928..2.928 over 6 runs; claim <= 2.928", "nearest value seen"),  # no margin at all
+    ],
+)
+def test_planted_bad_sweep_comments_are_rejected(planted, complaint):
+    assert complaint in sweep.comment_problem(_comment(planted), RESULTS)
+
+
+def test_seed_literals_shift_and_everything_else_stays():
+    source = "torch.manual_seed(0)\nLADDER_SEED = 1\nfit(seed=3)\ndevice = setup()\nrng = np.random.default_rng(0)\nf(seed=seed, n=10)"
+    assert sweep.shift_seeds(source, 0) == source.replace("setup()", "setup(seed=42 + 0)").replace("(0)", "(0 + 0)").replace(
+        "= 1\n", "= 1 + 0\n").replace("seed=3", "seed=3 + 0")
+    shifted = sweep.shift_seeds(source, 1009)
+    assert "manual_seed(0 + 1009)" in shifted and "LADDER_SEED = 1 + 1009" in shifted and "seed=3 + 1009" in shifted
+    assert "setup(seed=42 + 1009)" in shifted and "default_rng(0 + 1009)" in shifted and "f(seed=seed, n=10)" in shifted
