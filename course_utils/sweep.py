@@ -47,6 +47,7 @@ _SEED_SITES = [
     (re.compile(r"\b(manual_seed|default_rng|RandomState|random\.seed|np\.random\.seed)\((\d+)\)"), r"\1(\2 + OFFSET)"),
     (re.compile(r"\bseed=(\d+)\b"), r"seed=\1 + OFFSET"),
     (re.compile(r"^([A-Z_]*SEED) = (\d+)$", re.MULTILINE), r"\1 = \2 + OFFSET"),
+    (re.compile(r"^([A-Z_]*SEEDS) = \(([\d, ]+)\)$", re.MULTILINE), None),  # a tuple of seeds: each one moves
     (re.compile(r"\bsetup\(\)"), r"setup(seed=42 + OFFSET)"),
 ]
 
@@ -102,13 +103,23 @@ def read_spec(chapter: pipeline.Chapter) -> list[Quantity]:
     path = spec_path(chapter)
     if not path.exists():
         raise FileNotFoundError(f"{chapter.slug} has no sweep spec: write {pipeline.relative(path)}")
-    return [Quantity(**q) for q in tomllib.loads(path.read_text(encoding="utf-8"))["quantity"]]
+    quantities = [Quantity(**q) for q in tomllib.loads(path.read_text(encoding="utf-8"))["quantity"]]
+    for q in quantities:
+        if "|" in q.name:
+            raise ValueError(f"{pipeline.relative(path)}: {q.name!r}: a name cannot hold '|' (it is a table cell)")
+    return quantities
 
 
 def shift_seeds(source: str, offset: int) -> str:
     """The cell source with every seed literal moved by `offset` (offset 0 keeps the numbers)."""
     for pattern, replacement in _SEED_SITES:
-        source = pattern.sub(replacement.replace("OFFSET", str(offset)), source)
+        if replacement is None:
+            def shift_tuple(m):
+                seeds = ", ".join(f"{int(n) + offset}" for n in m.group(2).replace(" ", "").split(",") if n)
+                return f"{m.group(1)} = ({seeds},)"
+            source = pattern.sub(shift_tuple, source)
+        else:
+            source = pattern.sub(replacement.replace("OFFSET", str(offset)), source)
     return source
 
 

@@ -62,3 +62,8 @@ def test_seed_literals_shift_and_everything_else_stays():
     shifted = sweep.shift_seeds(source, 1009)
     assert "manual_seed(0 + 1009)" in shifted and "LADDER_SEED = 1 + 1009" in shifted and "seed=3 + 1009" in shifted
     assert "setup(seed=42 + 1009)" in shifted and "default_rng(0 + 1009)" in shifted and "f(seed=seed, n=10)" in shifted
+
+
+def test_a_tuple_of_seeds_moves_seed_by_seed():
+    assert sweep.shift_seeds("LADDER_SEEDS = (1, 2, 3)", 1009) == "LADDER_SEEDS = (1010, 1011, 1012,)"
+    assert sweep.shift_seeds("LADDER_SEEDS = (1, 2, 3)", 0) == "LADDER_SEEDS = (1, 2, 3,)"
