@@ -9,7 +9,7 @@ module recreates such a machine on the one at hand, by switching off what it sup
     ATEN_CPU_CAPABILITY        torch's CPU kernel set: "default", the unvectorised one
     ONEDNN_MAX_CPU_ISA         oneDNN's instruction-set cap (convolutions, some matmuls)
     MKL_ENABLE_INSTRUCTIONS    MKL's instruction-set cap (torch's BLAS on x86-64)
-    COURSE_THREADS=2           another split of torch's parallel reductions
+    COURSE_THREADS=2           another split of torch's parallel reductions (with OMP_WAIT_POLICY=PASSIVE)
 
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are left alone: some machines set them on purpose.
 
@@ -82,7 +82,10 @@ def second_numerics_env(numpy_groups: list[str] | None = None, torch_capability:
     """
     groups = _numpy_dispatch_groups() if numpy_groups is None else numpy_groups
     capability = _torch_capability() if torch_capability is None else torch_capability
-    env = {"COURSE_THREADS": "2"}
+    # PASSIVE: a waiting OpenMP thread sleeps instead of spinning. Two threads on a 2-core machine that
+    # runs two notebooks at once spin against each other: a small MLP's training took 2.7 s instead of
+    # 0.3 s. It changes no result, only how idle threads wait.
+    env = {"COURSE_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
     if groups:
         env["NPY_DISABLE_CPU_FEATURES"] = " ".join(groups)
     if capability in _ATEN_LEVELS[:-1]:
