@@ -4,7 +4,9 @@
 #   make test-gpu  the stored outputs re-checked on the GPU kernel (needs a CUDA GPU)
 #   make build     regenerate every chapter's full, exercise and answer-key notebooks
 #   make data      prepare the offline datasets into data/cache (or $COURSE_DATA)
-#   make clean     remove .venv, the data cache and Python caches
+#   make gpu-bundle     pack wheels and data for a bare GPU machine into .gpu/<bundle>/ (gpu_kit/)
+#   make gpu-dry-run    run gpu_kit/run.sh --dry-run on every bundle here (no GPU, no notebooks run)
+#   make clean     remove .venv, the data cache, the GPU bundles and Python caches
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -16,7 +18,7 @@ LAB_ARGS ?=
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL  := --nbval --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: setup lab test test-gpu build data clean
+.PHONY: setup lab test test-gpu build data gpu-bundle gpu-dry-run clean
 
 setup: $(READY)
 
@@ -47,6 +49,13 @@ test-gpu: setup data
 build: setup data
 	$(BIN)/course build
 
+gpu-bundle: setup data
+	$(BIN)/python -m gpu_kit.bundle
+
+gpu-dry-run: gpu-bundle
+	@set -e; for bundle in $$($(BIN)/python -c "from gpu_kit.config import BUNDLES; print(*BUNDLES)"); do \
+		bash gpu_kit/run.sh .gpu/$$bundle --dry-run; done
+
 clean:
-	rm -rf $(VENV) data/cache .pytest_cache
+	rm -rf $(VENV) data/cache .gpu .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

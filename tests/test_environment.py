@@ -54,10 +54,10 @@ def test_installed_versions_match_the_pins():
 
 
 def python_sources() -> list[str]:
-    """The code of the package, the tests, and every chapter's code cells (magics made `pass`)."""
+    """The code of the package, the GPU kit, the tests, and every chapter's code cells (magics made `pass`)."""
     import jupytext
 
-    files = list((ROOT / "course_utils").rglob("*.py")) + list((ROOT / "tests").glob("*.py"))
+    files = [*(ROOT / "course_utils").rglob("*.py"), *(ROOT / "gpu_kit").glob("*.py"), *(ROOT / "tests").glob("*.py")]
     sources = [path.read_text(encoding="utf-8") for path in files]
     for path in (ROOT / "chapters").glob("[0-9]*.py"):
         for cell in jupytext.read(path).cells:
@@ -76,7 +76,7 @@ def imported_top_level_modules() -> set[str]:
                 modules |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
-    local = {"course_utils", "conftest", "helpers"} | {p.stem for p in (ROOT / "tests").glob("*.py")}
+    local = {"course_utils", "gpu_kit", "conftest", "helpers"} | {p.stem for p in (ROOT / "tests").glob("*.py")}
     return {m for m in modules if m not in sys.stdlib_module_names and m not in local}
 
 

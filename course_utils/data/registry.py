@@ -42,6 +42,9 @@ class Dataset:
     build: Callable[[Any, Path], None]  # (a source's output, output folder) -> writes `files`
     returns: str  # what its loader returns
     version: str = "1"  # bump when the builder changes, so caches are prepared again
+    # A model the course trains (minutes of CPU; the weights depend on the torch build). Tools that
+    # ship the cache elsewhere (gpu_kit) carry it instead of preparing it again.
+    trained: bool = False
 
 
 DATASETS: dict[str, Dataset] = {}
@@ -344,6 +347,7 @@ _add(
 _add(
     Dataset(
         name="fmnist8_body",
+        trained=True,
         title="tiny_resnet(w=16) pretrained by the course on 8 Fashion-MNIST classes (no T-shirt, no Shirt)",
         stands_in_for="ImageNet-pretrained ResNet weights (fastai ch. 1, 5, 15)",
         licence="MIT (trained by the course on Fashion-MNIST)",
@@ -398,6 +402,7 @@ _add(
 _add(
     Dataset(
         name="austen_lm",
+        trained=True,
         title="AWD-LSTM language model (emb 64, 2 x 128, vocab 3,008) pretrained by the course on three Austen novels",
         stands_in_for="fastai's WikiText-103 pretrained AWD-LSTM (fastai ch. 10, ULMFiT stage 1)",
         licence="MIT (trained by the course on public-domain texts)",
@@ -415,6 +420,7 @@ _add(
 _add(
     Dataset(
         name="review_lm",
+        trained=True,
         title="ULMFiT stage 2: the Austen LM fine-tuned on the 4,000 training reviews (and the same LM from scratch)",
         stands_in_for="fastai's IMDb-fine-tuned language model (fastai ch. 10, ULMFiT stage 2)",
         licence="MIT (trained by the course; reviews from SNAP via modeldata)",

@@ -46,6 +46,7 @@ class Source:
     label: str  # short, for `course data --list`
     description: str  # one line, for error messages
     fetch: Callable[[Workspace], Any]
+    requires: tuple[str, ...] = ()  # the other datasets it is made from (kind "course")
 
 
 def debian_system(package: str, path: str) -> Source:
@@ -116,7 +117,7 @@ def course(*names: str) -> Source:
     def fetch(workspace: Workspace) -> tuple[Path, ...]:
         return tuple(workspace.require(name) for name in names)
 
-    return Source("course", "course data", f"the prepared datasets {', '.join(names)}", fetch)
+    return Source("course", "course data", f"the prepared datasets {', '.join(names)}", fetch, requires=names)
 
 
 def online(files: list[tuple[str, str | None]], read: Callable[[list[Path]], Any] | None = None) -> Source:

@@ -1,0 +1,119 @@
+"""What a chapter imports: the modules named in its code cells and in the course_utils modules they reach.
+
+Read with `ast`, without running anything. Every import statement counts, also one inside a function or
+a `with` block, so the answer is a superset of what a run loads. Inside course_utils the walk follows
+`course_utils.X` imports, string imports (`__import__("course_utils.pretrained")`) and the exercise
+checks, which `check()` imports by chapter number (course_utils/checks/chNN.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from gpu_kit.config import REPO_ROOT
+
+PACKAGE = "course_utils"
+_MAGIC = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
+
+
+def chapter_code(chapter_py: Path) -> str:
+    """The code cells of a jupytext chapter source, joined; magics (`%pip`, `!ls`) become `pass`."""
+    import jupytext
+
+    cells = jupytext.read(chapter_py).cells
+    return "\n\n".join(_MAGIC.sub(r"\1pass", c.source) for c in cells if c.cell_type == "code")
+
+
+def imported_modules(source: str, package_root: Path = REPO_ROOT) -> set[str]:
+    """Dotted names of the modules a piece of code imports (at any depth of the code).
+
+    `from a.b import c` yields a.b, and a.b.c too when that is a module of the course package, so
+    `from course_utils import data` is followed into course_utils/data/. Literal strings passed to
+    `__import__` or `importlib.import_module` count as imports.
+    """
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            if node.module.split(".")[0] == PACKAGE:
+                found |= {f"{node.module}.{a.name}" for a in node.names if module_file(f"{node.module}.{a.name}", package_root)}
+        elif isinstance(node, ast.Call) and _is_string_import(node):
+            found.add(node.args[0].value)
+    return found
+
+
+def _is_string_import(node: ast.Call) -> bool:
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    return (
+        name in ("__import__", "import_module")
+        and bool(node.args)
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    )
+
+
+def module_file(module: str, package_root: Path = REPO_ROOT) -> Path | None:
+    """The source file of a module of the course package (a.b -> a/b.py or a/b/__init__.py), or None."""
+    base = package_root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def course_closure(modules: Iterable[str], package_root: Path = REPO_ROOT) -> set[str]:
+    """`modules` plus every module they reach through the course package, and each package's __init__."""
+    seen: set[str] = set()
+    todo = list(modules)
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        if module.split(".")[0] != PACKAGE:
+            continue
+        parts = module.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # importing a.b.c runs a and a.b
+        path = module_file(module, package_root)
+        if path is not None:
+            todo += imported_modules(path.read_text(encoding="utf-8"), package_root)
+    return seen
+
+
+def chapter_modules(chapter_py: Path, package_root: Path = REPO_ROOT) -> set[str]:
+    """Every module a chapter may import: its own imports, through course_utils, and its checks."""
+    number = chapter_py.name[:2]
+    start = imported_modules(chapter_code(chapter_py), package_root) | {f"{PACKAGE}.checks.ch{number}"}
+    return course_closure(start, package_root)
+
+
+def third_party(modules: Iterable[str]) -> set[str]:
+    """The top-level names that are neither the standard library nor the course package."""
+    tops = {m.split(".")[0] for m in modules}
+    return {t for t in tops if t not in sys.stdlib_module_names and t != PACKAGE and t != "__future__"}
+
+
+def distributions(modules: Iterable[str], owners: Mapping[str, list[str]]) -> dict[str, set[str]]:
+    """Distribution name -> the top-level modules it provides, e.g. {"scikit-learn": {"sklearn"}}.
+
+    `owners` is importlib.metadata.packages_distributions() of the course environment. A module that
+    no installed distribution provides raises a LookupError: the course environment lacks it.
+    """
+    result: dict[str, set[str]] = {}
+    unknown = []
+    for top in sorted(third_party(modules)):
+        if top not in owners:
+            unknown.append(top)
+            continue
+        for dist in owners[top]:
+            result.setdefault(dist, set()).add(top)
+    if unknown:
+        raise LookupError(f"no installed distribution provides {', '.join(unknown)} (run `make setup`)")
+    return result
