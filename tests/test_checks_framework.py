@@ -130,3 +130,25 @@ def test_as_tensor_rejects_non_numbers():
     with pytest.raises(Wrong):
         fw.as_tensor(True, "x")
     assert fw.as_tensor([1, 2], "x").dtype == torch.float64
+
+
+def test_one_coercer_per_kind_accepts_the_same_answers_in_every_chapter():
+    import numpy as np
+
+    from course_utils.checks.framework import Wrong, as_array, as_bool, as_int
+
+    for answer in (3, np.int64(3), np.array(3), torch.tensor(3)):
+        assert as_int(answer, "n") == 3
+    for wrong in (True, 3.0, torch.tensor(3.0), np.array([1, 2])):
+        with pytest.raises(Wrong):
+            as_int(wrong, "n")
+    for answer, expected in ((True, True), (np.bool_(False), False), (torch.tensor(True), True)):
+        assert as_bool(answer, "b") is expected
+    for wrong in (1, "yes", torch.tensor([True, False])):
+        with pytest.raises(Wrong, match="should be True or False"):
+            as_bool(wrong, "b")
+    assert as_array(torch.ones(2, 3), "a", (2, 3)).dtype == np.float64
+    with pytest.raises(Wrong, match="expected"):
+        as_array([1.0, 2.0], "a", (3,))
+    with pytest.raises(Wrong, match="not answered|your code here|None"):
+        as_array(None, "a")

@@ -21,38 +21,19 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from course_utils.checks.framework import (
-    generator,
-    Wrong,
+    as_bool,
+    as_int,
     as_tensor,
     assert_close,
     call,
     exercise,
+    generator,
     require,
     require_callable,
+    Wrong,
 )
 
 F64 = torch.float64
-
-
-def _as_int(value: Any, name: str) -> int:
-    """An int, NumPy integer or one-element integer tensor, as a Python int (bools and floats refused)."""
-    require(value, name)
-    if isinstance(value, (bool, np.bool_)):
-        raise Wrong(f"`{name}` should be an int, got a bool.")
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype.is_floating_point and value.dtype != torch.bool:
-        return int(value.item())
-    raise Wrong(f"`{name}` should be an int, got {value!r} (a {type(value).__name__}).")
-
-
-def _as_bool(value: Any, name: str) -> bool:
-    """A Python/NumPy bool or a one-element bool tensor, as a Python bool."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.numel() == 1:
-        return bool(value.item())
-    raise Wrong(f"`{name}` should be True or False, got {value!r} (a {type(value).__name__}).")
 
 
 def _as_shape(value: Any, name: str) -> tuple[int, ...]:
@@ -60,7 +41,7 @@ def _as_shape(value: Any, name: str) -> tuple[int, ...]:
     if not isinstance(value, (tuple, list, torch.Size)):
         raise Wrong(f"`{name}` should be a tuple of ints, got {value!r} (a {type(value).__name__}).")
     try:
-        return tuple(_as_int(v, name) for v in value)
+        return tuple(as_int(v, name) for v in value)
     except Wrong:
         raise Wrong(f"`{name}` should contain only ints, got {tuple(value)!r}.") from None
 
@@ -121,9 +102,9 @@ def check_predict(answers: Any) -> None:
             if key in ("shape", "stride"):
                 ok = _as_shape(given, key) == expected
             elif key == "storage_offset":
-                ok = _as_int(given, key) == expected
+                ok = as_int(given, key) == expected
             else:
-                ok = _as_bool(given, key) == expected
+                ok = as_bool(given, key) == expected
         except Wrong:
             ok = False
         if not ok:
@@ -175,7 +156,7 @@ def check_addresses(element_address: Any, storage_view: Any) -> None:
         offset = int(torch.randint(0, 50, (1,), generator=gen))
         stride = tuple(int(s) for s in torch.randint(0, 30, (rank,), generator=gen))
         index = tuple(int(i) for i in torch.randint(0, 6, (rank,), generator=gen))
-        got = _as_int(call(element_address, offset, stride, index, name="element_address"), "element_address(...)")
+        got = as_int(call(element_address, offset, stride, index, name="element_address"), "element_address(...)")
         expected = offset + sum(s * i for s, i in zip(stride, index))
         if got != expected:
             raise Wrong(
@@ -205,7 +186,7 @@ def check_addresses(element_address: Any, storage_view: Any) -> None:
             )
         for _ in range(3):
             index = tuple(int(torch.randint(0, max(s, 1), (1,), generator=gen)) for s in view.shape)
-            address = _as_int(
+            address = as_int(
                 call(element_address, view.storage_offset(), view.stride(), index, name="element_address"),
                 "element_address(...)",
             )
@@ -271,7 +252,7 @@ def check_contiguous(is_contiguous_manual: Any) -> None:
     require_callable(is_contiguous_manual, "is_contiguous_manual")
     for shape, stride in _contiguity_cases():
         expected = torch.empty_strided(shape, stride).is_contiguous()
-        got = _as_bool(call(is_contiguous_manual, shape, stride, name="is_contiguous_manual"), "is_contiguous_manual(...)")
+        got = as_bool(call(is_contiguous_manual, shape, stride, name="is_contiguous_manual"), "is_contiguous_manual(...)")
         if got != expected:
             if 0 in shape:
                 hint = "a tensor with no elements counts as contiguous."
@@ -734,7 +715,7 @@ def check_window(window: Any, bone_voxels: Any) -> None:
             expected = ((given.double() - low) / width).clamp(0.0, 1.0)
             assert_close(out, expected, f"window(hu, level={level}, width={width})", rtol=0, atol=1e-6,
                          hint="(hu - (level - width/2)) / width, then clamp to [0, 1].")
-    got = _as_int(bone_voxels, "bone_voxels")
+    got = as_int(bone_voxels, "bone_voxels")
     if got != _bone_count():
         raise Wrong(f"bone_voxels = {got} is not the number of Cranium voxels with 226 <= HU <= 3071. "
                     "Hint: ((vol >= 226) & (vol <= 3071)).sum(), both ends included.")

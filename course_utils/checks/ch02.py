@@ -16,30 +16,22 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.checks.framework import (
-    as_float,
     as_array,
-    generator,
-    STUB_HINT,
-    Wrong,
-    _short,
+    as_bool,
+    as_float,
     as_tensor,
     assert_close,
     call,
     exercise,
+    generator,
     require,
     require_callable,
+    _short,
+    STUB_HINT,
+    Wrong,
 )
 
 F64 = torch.float64
-
-
-def _as_bool(value: Any, name: str) -> bool:
-    """A Python/NumPy bool or a one-element bool tensor, as a Python bool."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.numel() == 1:
-        return bool(value.item())
-    raise Wrong(f"`{name}` should return True or False, got {value!r} (a {type(value).__name__}).")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,7 +321,7 @@ def check_critical_lr(critical_lr: Any, diverges: Any, crit_raw: Any, crit_scale
         crit = 2.0 / _lambda_max(x)
         for factor in (0.1, 0.6, 0.9, 0.95, 1.05, 1.5):
             lr = factor * crit
-            predicted = _as_bool(call(diverges, x.clone(), lr, name="diverges"), "diverges(x, lr)")
+            predicted = as_bool(call(diverges, x.clone(), lr, name="diverges"), "diverges(x, lr)")
             actual = _gd_blows_up(x, y, lr)
             if predicted != actual:
                 raise Wrong(

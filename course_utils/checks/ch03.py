@@ -19,42 +19,19 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils.checks.framework import (
+    as_array,
+    as_bool,
     as_float,
-    generator,
-    Wrong,
-    _one_line,
     call,
     exercise,
+    generator,
+    _one_line,
     require,
     require_callable,
+    Wrong,
 )
 
 F64 = torch.float64
-
-
-def _as_bool(value: Any, name: str) -> bool:
-    require(value, name)
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.numel() == 1:
-        return bool(value.item())
-    raise Wrong(f"`{name}` should be True or False, got {value!r} (a {type(value).__name__}).")
-
-
-def _as_array(value: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """An array-like result as a float64 NumPy array, optionally of a given shape, finite."""
-    require(value, name)
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise Wrong(f"`{name}` should be an array of numbers, got a {type(value).__name__}.") from err
-    if shape is not None and arr.shape != tuple(shape):
-        raise Wrong(f"`{name}` should have shape {tuple(shape)}, got {arr.shape}.")
-    if not np.isfinite(arr).all():
-        raise Wrong(f"`{name}` contains inf or nan.")
-    return arr
 
 
 def _tensor_result(value: Any, name: str, shape: tuple[int, ...]) -> torch.Tensor:
@@ -189,7 +166,7 @@ def check_cross_entropy(cross_entropy: Any) -> None:
 
 @exercise("03.3", "predict the output")
 def check_predictions(softmax_532: Any, mean_ce_6x2: Any, larger_grad: Any, above_half_at_4px: Any) -> None:
-    got = _as_array(softmax_532, "softmax_532")
+    got = as_array(softmax_532, "softmax_532")
     if got.shape != (3,):
         raise Wrong(f"`softmax_532` should be 3 numbers (one per logit), got shape {got.shape}.")
     if not np.allclose(got, [0.84, 0.11, 0.04], atol=0.0101):
@@ -214,7 +191,7 @@ def check_predictions(softmax_532: Any, mean_ce_6x2: Any, larger_grad: Any, abov
             "(c) not MSE: its gradient w.r.t. the logit is -2(1 - p)·p(1 - p), which carries a factor p = 0.01; "
             "cross-entropy's is p - 1, close to -1."
         )
-    if _as_bool(above_half_at_4px, "above_half_at_4px"):
+    if as_bool(above_half_at_4px, "above_half_at_4px"):
         raise Wrong("(d) look at section 7's accuracy-vs-shift plot: at 4 pixels the accuracy is far below 0.5.")
 
 
@@ -428,12 +405,12 @@ def check_learner(Learner: Any) -> None:
 
 def _op_forward(op: Any, x: np.ndarray, name: str, *extra: Any) -> np.ndarray:
     out = call(_method(op, "forward", name), x, *extra, name=f"{name}.forward")
-    return _as_array(out, f"{name}.forward(...)", x.shape)
+    return as_array(out, f"{name}.forward(...)", x.shape)
 
 
 def _op_backward(op: Any, grad: np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarray:
     out = call(_method(op, "backward", name), grad, name=f"{name}.backward")
-    return _as_array(out, f"{name}.backward(...)", shape)
+    return as_array(out, f"{name}.backward(...)", shape)
 
 
 @exercise("03.6", "framework: Tanh and inverted Dropout")
@@ -558,7 +535,7 @@ def check_momentum(MySGDMomentum: Any, matches_torch_under_decay: Any) -> None:
                     "velocity per parameter kept between steps (torch's v = momentum * v + grad, p -= lr * v "
                     "differs when lr changes)."
                 )
-    if _as_bool(matches_torch_under_decay, "matches_torch_under_decay"):
+    if as_bool(matches_torch_under_decay, "matches_torch_under_decay"):
         raise Wrong(
             "`matches_torch_under_decay`: torch scales the velocity by the *current* lr at each step, Weidman "
             "bakes each step's lr into the velocity, so the trajectories differ once lr changes."
@@ -697,7 +674,7 @@ def check_wiggle(smooth_model: Any, wiggly_model: Any) -> None:
 
 
 def _accuracy_list(value: Any, name: str) -> np.ndarray:
-    arr = _as_array(value, name)
+    arr = as_array(value, name)
     if arr.ndim != 1:
         raise Wrong(f"`{name}` should be a flat list of accuracies, got shape {arr.shape}.")
     if len(arr) < 3:
@@ -716,8 +693,8 @@ def _accuracy_list(value: Any, name: str) -> np.ndarray:
 def check_dropout_experiment(acc_glorot: Any, acc_dropout: Any, means: Any, stds: Any, dropout_helps: Any) -> None:
     a5 = _accuracy_list(acc_glorot, "acc_glorot")
     a6 = _accuracy_list(acc_dropout, "acc_dropout")
-    m = _as_array(means, "means", (2,))
-    s = _as_array(stds, "stds", (2,))
+    m = as_array(means, "means", (2,))
+    s = as_array(stds, "stds", (2,))
     if not np.allclose(m, [a5.mean(), a6.mean()], rtol=0, atol=1e-6):
         raise Wrong(f"`means` {m.round(4).tolist()} are not the means of your two lists "
                     f"({a5.mean():.4f}, {a6.mean():.4f}).")
@@ -728,7 +705,7 @@ def check_dropout_experiment(acc_glorot: Any, acc_dropout: Any, means: Any, stds
                     f"({sample[0]:.4f}, {sample[1]:.4f} with ddof=1).")
     pooled = math.sqrt((s[0] ** 2 + s[1] ** 2) / 2)
     helps = m[1] - m[0] > pooled
-    if _as_bool(dropout_helps, "dropout_helps") != helps:
+    if as_bool(dropout_helps, "dropout_helps") != helps:
         raise Wrong(
             f"`dropout_helps` should say whether mean(rung 6) - mean(rung 5) = {m[1] - m[0]:+.4f} exceeds the "
             f"pooled std {pooled:.4f}: that is {helps}."

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.checks.framework import (
-    Wrong,
     as_array,
+    as_bool,
     as_float,
     assert_close,
     call,
@@ -24,6 +24,7 @@ from course_utils.checks.framework import (
     generator,
     require,
     require_callable,
+    Wrong,
 )
 
 F64 = torch.float64
@@ -363,15 +364,6 @@ def _reported_accuracy(value: Any, name: str) -> float:
     return acc
 
 
-def _as_bool(value: Any, name: str) -> bool:
-    require(value, name)
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype == torch.bool:
-        return bool(value.item())
-    if not isinstance(value, (bool, np.bool_)):
-        raise Wrong(f"`{name}` should be True or False, got {value!r}.")
-    return bool(value)
-
-
 def _keyed(value: Any, name: str, keys: list, what: str) -> dict:
     """A dict answer with exactly `keys` (ints are compared as ints, lists as tuples)."""
     require(value, name)
@@ -668,13 +660,13 @@ def check_transfer(transfer_report: Any, transfer_models: Any, transfer_helped: 
                 raise Wrong(f"{case!r} {arm}: {reported:.3f} is not above chance + 0.1 ({floor:.1f}). Fix the run, or, if it "
                             f"really fails, say so: add {case + (arm,)!r} to `failed`.")
     for case in TRANSFER_CASES:
-        said = _as_bool(helped[case], f"transfer_helped[{case!r}]")
+        said = as_bool(helped[case], f"transfer_helped[{case!r}]")
         ft, sc = accs[case + ("fine-tune",)], accs[case + ("scratch",)]
         if said != (ft > sc):
             raise Wrong(f"transfer_helped[{case!r}] is {said}, but your numbers give fine-tune {ft:.3f} vs scratch {sc:.3f}: "
                         "transfer helped exactly when fine-tune beat scratch.")
     gains = {n: accs[("fashion", n, "fine-tune")] - accs[("fashion", n, "scratch")] for n in (10, 50)}
-    said = _as_bool(more_gain_with_fewer_labels, "more_gain_with_fewer_labels")
+    said = as_bool(more_gain_with_fewer_labels, "more_gain_with_fewer_labels")
     if said != (gains[10] > gains[50]):
         raise Wrong(f"more_gain_with_fewer_labels is {said}, but fine-tune's gain over scratch is {gains[10]:+.3f} with 10 "
                     f"labels per class and {gains[50]:+.3f} with 50.")

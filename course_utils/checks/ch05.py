@@ -22,36 +22,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.checks.framework import (
-    Wrong,
-    _one_line,
     as_array,
     as_float,
+    as_int,
     call,
     exercise,
     generator,
+    _one_line,
     require,
     require_callable,
+    Wrong,
 )
 
 F64 = torch.float64
-
-
-def _as_int(value: Any, name: str) -> int:
-    """An int, a NumPy integer or a one-element integer tensor/array as a Python int."""
-    require(value, name)
-    if isinstance(value, (bool, np.bool_)):
-        raise Wrong(f"`{name}` should be an int, got a bool.")
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1 or value.is_floating_point():
-            raise Wrong(f"`{name}` should be a single int, got a tensor of shape {tuple(value.shape)} ({value.dtype}).")
-        return int(value.item())
-    if isinstance(value, np.ndarray):
-        if value.size != 1 or not np.issubdtype(value.dtype, np.integer):
-            raise Wrong(f"`{name}` should be a single int, got an array of shape {value.shape}.")
-        return int(value.item())
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    raise Wrong(f"`{name}` should be an int, got a {type(value).__name__} ({_one_line(repr(value), 40)}).")
 
 
 def _int_tensor(value: Any, name: str) -> torch.Tensor:
@@ -166,7 +149,7 @@ def _rows_differ(got: torch.Tensor, ref: torch.Tensor) -> list[int]:
 def check_predict_batches(first_x: Any, first_y: Any, n_batches: Any) -> None:
     x = _int_tensor(first_x, "first_x")
     y = _int_tensor(first_y, "first_y")
-    n = _as_int(n_batches, "n_batches")
+    n = as_int(n_batches, "n_batches")
     ref = _lm_reference(torch.arange(90), 6, 5)
     rx, ry = ref[0]
     for got, exp, name in ((x, rx, "first_x"), (y, ry, "first_y")):
@@ -668,14 +651,14 @@ def check_sample_next(sample_next: Any) -> None:
             if "returned None" in str(wrong):
                 raise
             raise Wrong(f"{wrong} Hint: temperature 0 means argmax; handle it before dividing by the temperature.") from None
-        got = _as_int(got, "sample_next(logits, 0, g)")
+        got = as_int(got, "sample_next(logits, 0, g)")
         if got != int(logits.argmax()):
             raise Wrong(f"sample_next(logits, temperature=0, g) returned {got}, expected the argmax {int(logits.argmax())}.")
     logits = torch.randn(20, generator=g) * 1.5
     for T in (1.0, 0.7, 1.6):
         mine, ref = torch.Generator().manual_seed(77), torch.Generator().manual_seed(77)
         for draw in range(25):
-            got = _as_int(call(fn, logits.clone(), T, mine, name="sample_next"), f"sample_next(logits, {T}, g)")
+            got = as_int(call(fn, logits.clone(), T, mine, name="sample_next"), f"sample_next(logits, {T}, g)")
             expected = int(torch.multinomial(F.softmax(logits / T, -1), 1, generator=ref))
             if got != expected:
                 hint = ("use the generator you are given: torch.multinomial(F.softmax(logits / temperature, -1), 1, generator=generator)."
@@ -687,7 +670,7 @@ def check_sample_next(sample_next: Any) -> None:
         gen = torch.Generator().manual_seed(5111)
         counts = np.zeros(len(logits))
         for _ in range(400):
-            counts[_as_int(call(fn, logits.clone(), T, gen, name="sample_next"), "sample_next(...)")] += 1
+            counts[as_int(call(fn, logits.clone(), T, gen, name="sample_next"), "sample_next(...)")] += 1
         entropies.append(_entropy(counts))
     if not entropies[0] < entropies[1] < entropies[2]:
         raise Wrong(f"the entropy of your samples should rise with the temperature; at T = 0.3, 1, 3 it is "

@@ -218,19 +218,44 @@ def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def as_array(value: Any, name: str, shape: tuple[int, ...], hint: str = "") -> np.ndarray:
-    """The learner's array-like result as a finite float64 NumPy array of the expected shape."""
+def as_array(value: Any, name: str, shape: tuple[int, ...] | None = None, hint: str = "") -> np.ndarray:
+    """The learner's array-like result as a finite float64 NumPy array, of `shape` when one is given."""
+    require(value, name)
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise Wrong(f"`{name}` should return numbers, got a {type(value).__name__}.") from err
-    if arr.shape != tuple(shape):
-        raise Wrong(f"`{name}` returned shape {arr.shape}, expected {tuple(shape)}.{' Hint: ' + hint if hint else ''}")
+        raise Wrong(f"`{name}` should be an array of numbers, got a {type(value).__name__}.") from err
+    if shape is not None and arr.shape != tuple(shape):
+        raise Wrong(f"`{name}` has shape {arr.shape}, expected {tuple(shape)}.{' Hint: ' + hint if hint else ''}")
     if not np.isfinite(arr).all():
-        raise Wrong(f"`{name}` returned inf or nan.")
+        raise Wrong(f"`{name}` contains inf or nan.")
     return arr
+
+
+def as_bool(value: Any, name: str) -> bool:
+    """A Python or NumPy bool, or a one-element bool tensor, as a Python bool (1 and 0 are refused)."""
+    require(value, name)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.numel() == 1:
+        return bool(value.item())
+    raise Wrong(f"`{name}` should be True or False, got {value!r} (a {type(value).__name__}).")
+
+
+def as_int(value: Any, name: str) -> int:
+    """An int, a NumPy integer, or a one-element integer tensor or array, as a Python int (bools and floats refused)."""
+    require(value, name)
+    if isinstance(value, (bool, np.bool_)):
+        raise Wrong(f"`{name}` should be an int, got a bool.")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point() and value.dtype != torch.bool:
+        return int(value.item())
+    if isinstance(value, np.ndarray) and value.size == 1 and np.issubdtype(value.dtype, np.integer):
+        return int(value.item())
+    raise Wrong(f"`{name}` should be an int, got {value!r} (a {type(value).__name__}).")
 
 
 def as_float(value: Any, name: str) -> float:
