@@ -152,7 +152,9 @@ def build_fmnist8_body(source: tuple[Path, ...], out: Path) -> None:
     """Builder of the `fmnist8_body` dataset: pretrain on the CPU with one thread, write weights + info.
 
     `source` is the prepared fashion_mnist folder (from the registry's course() source). One torch
-    thread makes the float sums, and so the weights, the same on every machine. Taught in 04_cnns.
+    thread makes the weights repeatable on one machine; another CPU (other SIMD kernels, ARM) sums in
+    another order and trains slightly different weights, so 04_cnns treats what it measures with them
+    as training-dependent. Taught in 04_cnns.
     """
     from course_utils.data.images import read_idx
 
@@ -308,7 +310,8 @@ def build_austen_lm(source: tuple[Path, ...], out: Path) -> None:
     """Builder of the `austen_lm` dataset: pretrain on Emma, Pride and Prejudice and Persuasion, write the files.
 
     `source` is the prepared austen folder's main file (from the registry's course() source). About
-    150 s on one CPU thread; deterministic (seed 42, one thread, CPU). Taught in 05_nlp.
+    150 s on one CPU thread; repeatable on one machine (seed 42, one thread, CPU), while another CPU
+    trains slightly different weights, so 05_nlp treats its accuracy as training-dependent. Taught in 05_nlp.
     """
     folder = Path(source[0]).parent
     paragraphs = [p for book in AUSTEN_LM_BOOKS for p in austen_paragraphs((folder / f"{book}.txt").read_text(encoding="utf-8"))]

@@ -327,7 +327,7 @@ def test_04_9(kernel_answer):
         torch.manual_seed(0)
         untrained = KNet(5)
     honest = with_row(report, 5, train=acc(untrained, xs[:1000], ys[:1000]), val=acc(untrained, xte, yte))
-    fails("04.9", honest, {3: models[3], 5: untrained}, more, mentions="0.80")  # reported honestly, but not trained
+    fails("04.9", honest, {3: models[3], 5: untrained}, more, mentions="0.78")  # reported honestly, but not trained
     fails("04.9", report, {3: models[3], 5: models[3]}, more)
     crashing = KNetCrashes(5)
     fails("04.9", report, {3: models[3], 5: crashing}, more, mentions="raised")

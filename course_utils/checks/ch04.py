@@ -407,7 +407,7 @@ def check_kernel_size(kernel_report: Any, kernel_models: Any, overfits_more: Any
 
     "train" is the accuracy on the first 1,000 images of §6's 3,000-image slice of the pair (Xs[:1000]), "val" the
     accuracy on the 2,000 pair test images (Xte). The check rebuilds both sets, re-evaluates the returned models
-    (within 0.005), wants both val accuracies above 0.80, exact parameter counts, and `overfits_more` to name the
+    (within 0.005), wants both val accuracies above 0.78, exact parameter counts, and `overfits_more` to name the
     kernel size with the larger reported train - val gap.
     """
     report = _keyed(kernel_report, "kernel_report", [3, 5], "kernel size (3 and 5)")
@@ -442,8 +442,9 @@ def check_kernel_size(kernel_report: Any, kernel_models: Any, overfits_more: Any
             if abs(measured - reported) > ACC_TOL:
                 raise Wrong(f"kernel {k}: you report {label} accuracy {reported:.3f}, but the returned model scores {measured:.3f} "
                             f"on {where}. Report what the model you return scores (model.eval(), no training afterwards).")
-        if rows[k][1] <= 0.80:
-            raise Wrong(f"kernel {k}: val accuracy {rows[k][1]:.3f} is not above 0.80. Hint: train(model, Xs, Ys, epochs=3) "
+        # 0.78: over 6 runs of `course sweep 04` both kernels scored 0.8345..0.857 (margin 2 x the spread)
+        if rows[k][1] <= 0.78:
+            raise Wrong(f"kernel {k}: val accuracy {rows[k][1]:.3f} is not above 0.78. Hint: train(model, Xs, Ys, epochs=3) "
                         "with the default lr 1e-2, on a model built with seeded(...).")
     gaps = {k: rows[k][0] - rows[k][1] for k in (3, 5)}
     if overfits_more not in (3, 5) or isinstance(overfits_more, (bool, np.bool_)):
