@@ -872,6 +872,7 @@ print("'thousand' has index", word2idx["thousand"], "| the stream as indices:", 
 
 # %%
 bs, nh = 64, 64
+LADDER_SEED = 42
 seqs = [(torch.tensor(nums[i:i + 3]), nums[i + 3]) for i in range(0, len(nums) - 4, 3)]
 cut = int(len(seqs) * 0.8)
 print(f"{len(seqs):,} sequences of 3 | train {cut:,}, valid {len(seqs) - cut:,}")
@@ -937,7 +938,7 @@ class LMModel2(nn.Module):
         return self.h_o(h)
 
 
-set_seed(42, reproducible=True)
+set_seed(LADDER_SEED, reproducible=True)
 m1 = LMModel1(len(vocab), nh)
 m2 = LMModel2(len(vocab), nh)
 m2.load_state_dict(m1.state_dict())
@@ -947,9 +948,10 @@ print("LMModel1 == LMModel2 with the same weights:", torch.equal(m1(x_cpu), m2(x
 
 # %% [markdown]
 # Training uses fastai's `Learner` with `fit_one_cycle`, the book's epochs and learning rates. Each model is
-# built right after `set_seed(42, reproducible=True)`, on the CPU, then moved to the device, so its initial weights
-# are the same on every machine. `fit_ladder` trains inside `no_bar()` and `no_logging()` (progress bars and
-# epoch tables would change every run) and keeps the validation accuracy of every epoch.
+# built right after `set_seed(LADDER_SEED, reproducible=True)` (`LADDER_SEED = 42`), on the CPU, then moved to the
+# device, so its initial weights are the same on every machine. `fit_ladder` trains inside `no_bar()` and
+# `no_logging()` (progress bars and epoch tables would change every run) and keeps the validation accuracy of every
+# epoch.
 
 # %%
 ladder = {}  # model name -> validation accuracy after each epoch
@@ -965,16 +967,17 @@ def fit_ladder(name, model, dls, epochs, lr, learner_cls=Learner, loss_func=F.cr
     return learn
 
 
-set_seed(42, reproducible=True)
+set_seed(LADDER_SEED, reproducible=True)
 fit_ladder("LMModel1", LMModel1(len(vocab), nh), dls, 4, 1e-3)
-set_seed(42, reproducible=True)
+set_seed(LADDER_SEED, reproducible=True)
 learn2 = fit_ladder("LMModel2", LMModel2(len(vocab), nh), dls, 4, 1e-3)
-print("LMModel2 trains like LMModel1 (accuracy within 0.005 every epoch):",
-      all(abs(a2 - a1) < 0.005 for a1, a2 in zip(ladder["LMModel1"], ladder["LMModel2"])))
+gap_1_2 = max(abs(a2 - a1) for a1, a2 in zip(ladder["LMModel1"], ladder["LMModel2"]))
+# sweep: ladder: largest epoch gap, LMModel2 vs LMModel1 0..0 over 6 runs; claim < 0.005
+print("claim: LMModel2 trains like LMModel1 (accuracy within 0.005 every epoch):", gap_1_2 < 0.005)
 
 # %% [markdown]
 # Same function, same initial weights, same batches: on the CPU the two runs agree to the last bit. Both
-# reach about 0.49, far above the 0.15 baseline. But each prediction sees only three words, and the hidden
+# end near 0.49, far above the 0.15 baseline. But each prediction sees only three words, and the hidden
 # state is thrown away after every sample.
 #
 # ### LMModel3: keep the state, cut the graph
@@ -1032,7 +1035,7 @@ class LMModel3(nn.Module):
         self.h = 0
 
 
-set_seed(42, reproducible=True)
+set_seed(LADDER_SEED, reproducible=True)
 learn3 = fit_ladder("LMModel3", LMModel3(len(vocab), nh), dls3, 10, 3e-3, cbs=ModelResetter)
 learn3.model.reset()
 learn3.model(x_first)
@@ -1089,7 +1092,7 @@ gen = torch.Generator().manual_seed(0)
 fake_logits, fake_targets = torch.randn(4, sl, len(vocab), generator=gen), torch.randint(0, len(vocab), (4, sl), generator=gen)
 print("flat_cross_entropy == CrossEntropyLossFlat:",
       torch.allclose(flat_cross_entropy(fake_logits, fake_targets), CrossEntropyLossFlat()(fake_logits, fake_targets)))
-set_seed(42, reproducible=True)
+set_seed(LADDER_SEED, reproducible=True)
 learn4 = fit_ladder("LMModel4", LMModel4(len(vocab), nh, sl), dls16, 15, 3e-3, loss_func=flat_cross_entropy, cbs=ModelResetter)
 
 # %% [markdown]
@@ -1119,7 +1122,7 @@ class LMModel5(nn.Module):
         self.h = None
 
 
-set_seed(42, reproducible=True)
+set_seed(LADDER_SEED, reproducible=True)
 learn5 = fit_ladder("LMModel5", LMModel5(len(vocab), nh, 2), dls16, 15, 3e-3, loss_func=CrossEntropyLossFlat(),
                     cbs=ModelResetter)
 learn5.model.reset()
@@ -1130,7 +1133,7 @@ learn5.model.reset()
 # %% [markdown]
 # ### LMModel6: two layers of LSTM
 #
-# Twice the depth did not help the plain RNN (the table below shows by how much). A stacked RNN, unrolled over
+# Twice the depth did not help the plain RNN (the table below shows this run). A stacked RNN, unrolled over
 # 16 steps, is a 32-layer network whose gradient is multiplied by the same kind of Jacobian at every step: it
 # shrinks or blows up (§3). The LSTM's cell state is updated by *addition*, `c' = f ⊙ c + i ⊙ g`, so gradients
 # travel back through time along a path the forget gate scales gently instead of squashing at each step. Same
@@ -1154,7 +1157,7 @@ class LMModel6(nn.Module):
         self.h = None
 
 
-set_seed(42, reproducible=True)
+set_seed(LADDER_SEED, reproducible=True)
 learn6 = fit_ladder("LMModel6", LMModel6(len(vocab), nh, 2), dls16, 15, 1e-2, loss_func=CrossEntropyLossFlat(), cbs=ModelResetter)
 
 # %% [markdown]
@@ -1184,8 +1187,10 @@ class DropoutDemo(nn.Module):
 drop = DropoutDemo(0.5, generator=torch.Generator().manual_seed(0))
 ones = torch.ones(1000, 1000)
 dropped_ones = drop(ones)
-print(f"training: fraction zeroed {(dropped_ones == 0).float().mean().item():.3f} | survivors equal"
-      f" {dropped_ones[dropped_ones > 0].unique().tolist()} | mean {dropped_ones.mean().item():.3f}")
+# two decimals: the mask is random (torch even draws it differently on Intel CPUs, with MKL); over a million draws
+# the fraction is 0.5 ± 0.0005 and the mean 1 ± 0.001 (one standard deviation), far from the next rounding step
+print(f"training: fraction zeroed {(dropped_ones == 0).float().mean().item():.2f} | survivors equal"
+      f" {dropped_ones[dropped_ones > 0].unique().tolist()} | mean {dropped_ones.mean().item():.2f}")
 print("eval mode is the identity:", torch.equal(drop.eval()(ones), ones))
 
 # %% [markdown]
@@ -1259,7 +1264,7 @@ try:
 except AttributeError as err:
     print("the book's cbs on fastai 2.8 -> AttributeError:", err)
 
-set_seed(42, reproducible=True)
+set_seed(LADDER_SEED, reproducible=True)
 m7 = LMModel7(len(vocab), nh, 2, 0.4)
 n_params = sum(p.numel() for p in m7.parameters())  # a shared tensor is counted once
 print("tied:", m7.h_o.weight is m7.i_h.weight, f"| parameters: {n_params:,} (untied: {n_params + m7.h_o.weight.numel():,})")
@@ -1285,11 +1290,11 @@ print(f"LMModel4 - LMModel3: {final['LMModel4'] - final['LMModel3']:+.2f} | LMMo
 
 # %%
 final = {name: accs[-1] for name, accs in ladder.items()}
-print("claim: every model >= baseline + 0.25:", all(acc >= baseline + 0.25 for acc in final.values()))
-print("claim: LMModel3 >= max(LMModel1, LMModel2) + 0.05:", final["LMModel3"] >= max(final["LMModel1"], final["LMModel2"]) + 0.05)
-print("claim: LMModel6 >= max(LMModel3, LMModel4, LMModel5) + 0.05:",
-      final["LMModel6"] >= max(final["LMModel3"], final["LMModel4"], final["LMModel5"]) + 0.05)
-print("claim: LMModel7 >= LMModel6 + 0.05:", final["LMModel7"] >= final["LMModel6"] + 0.05)
+plain_rnns = ["LMModel1", "LMModel2", "LMModel3", "LMModel4", "LMModel5"]
+# sweep: ladder: weakest model - baseline 0.2619..0.3444 over 6 runs; claim >= 0.09
+print("claim: every model >= baseline + 0.09:", min(final.values()) >= baseline + 0.09)
+# sweep: ladder: LMModel7 - best plain RNN 0.2179..0.3016 over 6 runs; claim >= 0.04
+print("claim: LMModel7 >= every plain RNN (LMModel1-5) + 0.04:", final["LMModel7"] >= max(final[n] for n in plain_rnns) + 0.04)
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 for name, accs in ladder.items():
@@ -1310,21 +1315,30 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Reading the ladder (the ranges are final accuracies over several seeds on the CPU, from our tests):
+# Reading the ladder. One run is one draw: the ranges below are the final accuracies of the six runs of
+# `course sweep 05` (five seeds, and one more under another CPU's numerics; `sweeps/05_nlp.results.md`), and a rung
+# often moves as much from one seed to the next as the step between two rungs. So the cell above claims only what
+# held with room to spare in every run: every model well above the baseline, and the regularized LSTM far above every
+# plain RNN. The other steps (M3 over M1, M6 over the plain RNNs, M7 over M6) showed up in every run too, but with
+# margins too thin to promise on every machine.
 #
-# - **M1 = M2** (0.45–0.49): three words of context, nothing more.
-# - **M3** (0.57–0.60): the same network, but the state carries everything read so far. Memory beats architecture.
-# - **M4** (0.60–0.67): a target at every step gives 16 times more training signal per window, and it usually ends
+# - **M1 = M2** (0.41–0.50): three words of context, nothing more. Validation holds the numbers above 8,000, a range
+#   the model never trained on; in one run of six, the last epoch fell back from 0.50 to 0.41.
+# - **M3** (0.54–0.60): the same network, but the state carries everything read so far: 0.05 to 0.17 above M1 in
+#   every run. Memory beats architecture.
+# - **M4** (0.50–0.66): a target at every step gives 16 times more training signal per window, and it usually ends
 #   above M3; but its curve jumps around (the book calls it unstable), so we promise no order between the two.
-# - **M5** *dips* below M4 (0.52–0.53): one more layer made a plain RNN harder to train, not better. Unrolled over
-#   16 steps, two tanh layers form a 32-layer network whose gradient is multiplied by a similar Jacobian at every
-#   step (§3): it vanishes for distant steps (or explodes), so the early tokens of each window teach little, and
-#   the deeper net needs more care than 15 epochs give it.
-# - **M6** (0.67–0.81): the LSTM's additive cell state carries the gradient across the window and the gates learn
+# - **M5** (0.52–0.56) usually *dips* below M4 (by up to 0.13; in one run of six it ended 0.02 above): one more
+#   layer made a plain RNN harder to train, not better. Unrolled over 16 steps, two tanh layers form a 32-layer
+#   network whose gradient is multiplied by a similar Jacobian at every step (§3): it vanishes for distant steps (or
+#   explodes), so the early tokens of each window teach little, and the deeper net needs more care than 15 epochs
+#   give it.
+# - **M6** (0.66–0.79): the LSTM's additive cell state carries the gradient across the window and the gates learn
 #   what to keep (has this number had its "hundred" yet? then "hundred" cannot come again); the same depth that hurt
-#   M5 now helps. It is also the rung that depends most on the seed.
+#   M5 now helps, 0.04 to 0.16 above the best plain RNN. It is also the rung that depends most on the seed, and on
+#   the machine: the run under other CPU numerics moved it by 0.05.
 # - **M7** (0.85–0.91): dropout, AR/TAR, weight tying and weight decay close much of the remaining gap between
-#   training and validation.
+#   training and validation: 0.12 to 0.19 above M6, and at least 0.22 above every plain RNN.
 #
 # ## 5. fastai text applications in one cell
 #
@@ -1364,8 +1378,10 @@ xb_clas, yb_clas = dls_clas.valid.one_batch()
 print("one validation batch:", tuple(xb_clas.shape), tuple(yb_clas.shape), "(padded to its longest review)")
 print("model:", type(clas.model).__name__, "=", [type(part).__name__ for part in clas.model],
       f"| {sum(p.numel() for p in clas.model.parameters()):,} parameters")
+pad_id = dls_clas.vocab[0].index("xxpad")
+first_two = torch.stack([row[row != pad_id][:20] for row in xb_clas[:2]])  # padding can come first: keep real tokens
 with torch.no_grad():
-    print("logits for the first 2 reviews (first 20 tokens):", tuple(clas.model.to(device).eval()(xb_clas[:2, :20])[0].shape))
+    print("logits for the first 2 reviews (first 20 tokens):", tuple(clas.model.to(device).eval()(first_two)[0].shape))
 
 # %% [markdown]
 # ## 6. ULMFiT, staged offline
@@ -1413,6 +1429,7 @@ warnings.filterwarnings("ignore", category=UserWarning, module="fastai")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 ulmfit_dir = Path(tempfile.mkdtemp(prefix="ulmfit-"))  # learners save and load encoders here, never in the repo
+ULMFIT_SEED = 42
 
 
 def reseed(seed=42, *loaders):
@@ -1464,9 +1481,21 @@ lm_dir, lm_info = austen_lm()
 austen_vocab = pickle.load(open(lm_dir / "austen_lm.pkl", "rb"))
 print("files:", sorted(p.name for p in lm_dir.glob("austen_lm.*")))
 print("Austen vocab:", len(austen_vocab), "tokens; first 12:", austen_vocab[:12])
-print(f"Austen LM validation accuracy {lm_info['valid_accuracy']:.2f} (a random guess: 1/{lm_info['vocab_size']})")
-print("Austen LM validation accuracy >= 0.18:", lm_info["valid_accuracy"] >= 0.18)
-print("Austen LM validation perplexity < 80:", lm_info["valid_perplexity"] < 80)
+
+# %% tags=["nbval-ignore-output"]
+print(f"Austen LM validation accuracy {lm_info['valid_accuracy']:.2f}, perplexity {lm_info['valid_perplexity']:.0f}"
+      f" (a uniform guess: accuracy 1/{lm_info['vocab_size']}, perplexity {lm_info['vocab_size']:,})")
+
+# %% [markdown]
+# `course data` trained this model on your machine, so the two numbers above are yours; what holds on every machine:
+
+# %%
+# The seed sweep reuses the cached model, so its six values are one. Retrained with seeds 1051 and 2060, stage 1
+# scored accuracy 0.2206 and 0.2276, perplexity 68.4 and 65.6: the thresholds keep their margin there too.
+# sweep: Austen LM validation accuracy 0.2263..0.2263 over 6 runs; claim >= 0.18
+print("claim: Austen LM validation accuracy >= 0.18:", lm_info["valid_accuracy"] >= 0.18)
+# sweep: Austen LM validation perplexity 66.49..66.49 over 6 runs; claim < 80
+print("claim: Austen LM validation perplexity < 80:", lm_info["valid_perplexity"] < 80)
 
 # %% [markdown]
 # **Perplexity** is exp(cross-entropy): the model is, on average, as unsure as a uniform choice among that many
@@ -1482,7 +1511,7 @@ print("Austen LM validation perplexity < 80:", lm_info["valid_perplexity"] < 80)
 # %%
 train_df, test_df = data.reviews()
 print("an LM text:", review_lm_text(train_df["review"][1539])[:100], "...")
-reseed(42)
+reseed(ULMFIT_SEED)
 dls_lm = review_lm_loaders([review_lm_text(r) for r in train_df["review"]], device=device, path=ulmfit_dir)
 shared_tokens = set(dls_lm.vocab) & set(austen_vocab)
 print("review vocab:", len(dls_lm.vocab), "tokens;", len(shared_tokens), "of them also in Austen's vocab")
@@ -1518,15 +1547,17 @@ print("LM batches: train", len(dls_lm.train), "valid", len(dls_lm.valid), "of (6
 # %%
 lm_config = dict(awd_lstm_lm_config, **lm_info["config"])  # emb_sz 64, n_hid 128, n_layers 2: the sizes of stage 1
 austen_files = (lm_dir / "austen_lm", lm_dir / "austen_lm")  # .pth and .pkl are added by fastai
-reseed(42, dls_lm.train)
+reseed(ULMFIT_SEED, dls_lm.train)
 demo = language_model_learner(dls_lm, AWD_LSTM, config=lm_config, drop_mult=0.3, metrics=[accuracy, Perplexity()],
                               pretrained_fnames=austen_files, path=ulmfit_dir)
 with demo.no_bar(), demo.no_logging():
     before = demo.validate()[2]
     demo.fit_one_cycle(1, 2e-2, cbs=ShortEpochCallback(pct=20 / len(dls_lm.train), short_valid=False))
     after = demo.validate()[2]
-print("review perplexity of the Austen LM after 20 frozen batches < before:", after < before)
-print("  ... and below a third of the uniform guess over the review vocab:", after < len(dls_lm.vocab) / 3)
+# sweep: demo: perplexity after 20 frozen batches / before 0.497..0.5032 over 6 runs; claim < 0.7
+print("claim: review perplexity of the Austen LM after 20 frozen batches < 0.7 x before:", after < 0.7 * before)
+# sweep: demo: perplexity after 20 frozen batches 139..140.8 over 6 runs; claim < 1000
+print("claim: ... and below 1,000 (about a third of the uniform guess over the 3,008-token vocab):", after < 1000)
 
 # %% [markdown]
 # The full stage 2, from the cache. The vocab it was trained with must be the one we just built, row for row
@@ -1538,7 +1569,7 @@ print("cached stage 2 was trained with this very vocab:",
       pickle.load(open(review_dir / "review_lm.pkl", "rb")) == list(dls_lm.vocab))
 learn_lm = language_model_learner(dls_lm, AWD_LSTM, config=lm_config, drop_mult=0.3, pretrained=False, path=ulmfit_dir)
 keys = learn_lm.model.load_state_dict(torch.load(review_dir / "review_lm.pth", map_location="cpu", weights_only=True))
-print(keys)
+print("every weight of the cached model found its place:", not keys.missing_keys and not keys.unexpected_keys)
 learn_lm.save_encoder("reviews_encoder")  # into ulmfit_dir / "models": stage 3 loads it
 print("encoder saved:", sorted(p.name for p in (ulmfit_dir / "models").iterdir()))
 ppl_pre, ppl_scratch = review_info["perplexity_pretrained"], review_info["perplexity_scratch"]
@@ -1549,7 +1580,9 @@ print(f"  Austen-initialized            {ppl_pre[0]:8.0f}  {ppl_pre[1]:8.0f}  {p
 print(f"  from scratch                  {ppl_scratch[0]:8.0f}  {ppl_scratch[1]:8.0f}  {ppl_scratch[2]:8.0f}")
 
 # %%
-print("pretrained review perplexity <= 0.7 x scratch:", ppl_pre[-1] <= 0.7 * ppl_scratch[-1])
+# cached too; stage 1 and 2 retrained with seeds 1051 and 2060 gave ratios 0.4519 and 0.4388
+# sweep: review LM: pretrained / scratch perplexity 0.4314..0.4314 over 6 runs; claim <= 0.7
+print("claim: pretrained review perplexity <= 0.7 x scratch:", ppl_pre[-1] <= 0.7 * ppl_scratch[-1])
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot([0, 1, 2], ppl_pre, "o-", label="Austen LM, fine-tuned")
 ax.plot([0, 1, 2], ppl_scratch, "s-", label="from scratch")
@@ -1699,8 +1732,8 @@ def train_classifier(n_labels, seed, pretrained, epochs=4, max_tokens=48):
 
 y_test = (test_df["score"] == "great").to_numpy().astype(int)
 clas_pred = {}
-clas_pred["ULMFiT"], learn_clas = train_classifier(4000, 42, pretrained=True)
-clas_pred["LSTM from scratch"], _ = train_classifier(4000, 42, pretrained=False)
+clas_pred["ULMFiT"], learn_clas = train_classifier(4000, ULMFIT_SEED, pretrained=True)
+clas_pred["LSTM from scratch"], _ = train_classifier(4000, ULMFIT_SEED, pretrained=False)
 head_linear = learn_clas.model[1].layers[0][2]
 print("the head's first Linear layer:", head_linear.in_features, "->", head_linear.out_features, "features")
 
@@ -1732,16 +1765,18 @@ clas_pred["bag of words + LR"] = bow_fit_predict(bow_train, dls_clas.train_ds.it
 clas_pred["majority class"] = np.ones(len(y_test), dtype=int)
 clas_acc = {name: float((p == y_test).mean()) for name, p in clas_pred.items()}
 print("majority class accuracy:", clas_acc["majority class"])
-print(f"bag of words + LR accuracy: {clas_acc['bag of words + LR']:.2f}")
 
 # %% tags=["nbval-ignore-output"]
 for name in ("bag of words + LR", "LSTM from scratch", "ULMFiT", "majority class"):
     print(f"{name:>18}: {clas_acc[name]:.2f}")
 
 # %%
-print("BoW LR >= 0.75:", clas_acc["bag of words + LR"] >= 0.75)
-print("ULMFiT >= majority + 0.03:", clas_acc["ULMFiT"] >= clas_acc["majority class"] + 0.03)
-print("LSTM from scratch >= majority + 0.03:", clas_acc["LSTM from scratch"] >= clas_acc["majority class"] + 0.03)
+# sweep: classifiers: bag of words accuracy 0.78..0.78 over 6 runs; claim >= 0.75
+print("claim: BoW LR >= 0.75:", clas_acc["bag of words + LR"] >= 0.75)
+# sweep: classifiers: ULMFiT - majority 0.089..0.103 over 6 runs; claim >= 0.03
+print("claim: ULMFiT >= majority + 0.03:", clas_acc["ULMFiT"] >= clas_acc["majority class"] + 0.03)
+# sweep: classifiers: scratch LSTM - majority 0.08..0.117 over 6 runs; claim > 0
+print("claim: LSTM from scratch > majority:", clas_acc["LSTM from scratch"] > clas_acc["majority class"])
 fig, ax = plt.subplots(figsize=(5.5, 2.8))
 bar_names = ["bag of words + LR", "LSTM from scratch", "ULMFiT"]
 ax.barh(bar_names, [clas_acc[n] for n in bar_names], color=["#4c78a8", "#f58518", "#54a24b"])
@@ -1751,11 +1786,11 @@ ax.legend(loc="lower right")
 plt.show()
 
 # %% [markdown]
-# **The honest result.** The bag of words wins, and ULMFiT, the method this section built, lands within a point or
-# two of the same network trained from scratch, on either side depending on the seed and the device (exercise
-# 05.13 repeats the comparison with 250, 1,000 and 4,000 labels). Transfer did happen, but at the language-model
-# level: stage 2 cut the review perplexity to less than half. It did not turn into better sentiment, because at this
-# scale:
+# **The honest result.** The bag of words wins (in every run of the sweep, by half a point to three points over the
+# better LSTM), and ULMFiT, the method this section built, lands within a point or two of the same network trained
+# from scratch, on either side depending on the seed and the device (exercise 05.13 repeats the comparison with
+# 250, 1,000 and 4,000 labels). Transfer did happen, but at the language-model level: stage 2 cut the review
+# perplexity to less than half. It did not turn into better sentiment, because at this scale:
 #
 # - ULMFiT's gains came from 103 million tokens of general text, 50,000 *extra* unlabelled in-domain reviews and hours
 #   of GPU. Ours: 0.36 million tokens of 1810s prose, no review text beyond the labelled 4,000, a 64-dimensional model
@@ -1849,8 +1884,8 @@ explorer(draw_sampler,
 #   the steps. LSTM and GRU gates keep gradients alive over distance; PyTorch's GRU applies the reset gate after the
 #   hidden matmul, unlike the original paper.
 # - **The ladder** (HUMAN_NUMBERS): shared weights, a loop, kept state with truncated BPTT, a target at every step,
-#   depth, gating, then AWD-LSTM regularization (dropout, AR/TAR, weight tying) took accuracy from 0.49 to above 0.9,
-#   against a 0.15 baseline.
+#   depth, gating, then AWD-LSTM regularization (dropout, AR/TAR, weight tying) took accuracy from about 0.49 to
+#   0.85–0.91, against a 0.15 baseline.
 # - **ULMFiT**, staged offline: a general LM (Austen, cached), fine-tuned on reviews, then a classifier with gradual
 #   unfreezing. Transfer showed clearly at the language-model level (review perplexity less than half of scratch's).
 # - **The honest finding**: on 4,000 short reviews a bag-of-words logistic regression beats both LSTM classifiers, and
@@ -2331,8 +2366,9 @@ for n_labels in (250, 1000, 4000):
 check("05.13", report)
 
 # %% [markdown] tags=["solution"]
-# The bag of words wins at every size, and by the widest margin with few labels: with 250 or 1,000 labels and two
-# short epochs the LSTMs barely leave the majority guess (0.658), and a run can even collapse onto "other"
+# The bag of words wins at every size in our run, and by the widest margin with few labels (at 4,000 labels the
+# LSTM from scratch came within a point, so there the order can flip on another machine): with 250 or 1,000 labels
+# and two short epochs the LSTMs barely leave the majority guess (0.658), and a run can even collapse onto "other"
 # altogether, while a logistic regression on word counts is a convex problem that uses every label. ULMFiT's
 # encoder does not rescue the small-label runs here: what it learnt from Austen and 3,600 review texts is grammar,
 # not which words mean "great". The gap between the LSTMs and the bag of words narrows as labels grow, which is the
