@@ -11,7 +11,8 @@ module recreates such a machine on the one at hand, by switching off what it sup
     MKL_ENABLE_INSTRUCTIONS    MKL's instruction-set cap (torch's BLAS on x86-64)
     COURSE_THREADS=2           another split of torch's parallel reductions (with OMP_WAIT_POLICY=PASSIVE)
 
-OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are left alone: some machines set them on purpose.
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are left alone: some machines set them on purpose. Idle threads
+sleep instead of spinning (OMP_WAIT_POLICY, OPENBLAS_THREAD_TIMEOUT), which changes no result.
 
 `make test` executes each chapter's exercise notebook, then its answer key's cells in the same kernel,
 under `second_numerics_env()` (`run_chapter`), and compares the lesson cells with the stored full
@@ -85,7 +86,9 @@ def second_numerics_env(numpy_groups: list[str] | None = None, torch_capability:
     # PASSIVE: a waiting OpenMP thread sleeps instead of spinning. Two threads on a 2-core machine that
     # runs two notebooks at once spin against each other: a small MLP's training took 2.7 s instead of
     # 0.3 s. It changes no result, only how idle threads wait.
-    env = {"COURSE_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
+    # OPENBLAS_THREAD_TIMEOUT=4 does the same for NumPy's OpenBLAS threads (they spin 2**4 cycles, not
+    # 2**28, before they sleep): with the other core busy, 03 ran in 45 s instead of 328 s.
+    env = {"COURSE_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
     if groups:
         env["NPY_DISABLE_CPU_FEATURES"] = " ".join(groups)
     if capability in _ATEN_LEVELS[:-1]:
