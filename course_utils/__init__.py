@@ -15,9 +15,20 @@ Modules, by concern:
     pipeline, grade, cli   the authoring tools behind the `course` command
 """
 
-from course_utils.checks import check
-from course_utils.env import get_device, setup
+from importlib import import_module
 
 __version__ = "0.1.0"
 
 __all__ = ["check", "get_device", "setup", "__version__"]
+
+# The names a notebook imports, and the module each lives in. They load on first use (PEP 562), so
+# that `course --help` and the data tools start without importing torch.
+_LAZY = {"check": "course_utils.checks", "get_device": "course_utils.env", "setup": "course_utils.env"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'course_utils' has no attribute {name!r}")

@@ -4,6 +4,7 @@ Two environment variables steer a run without editing a notebook:
 
     COURSE_DEVICE   cpu | cuda | mps | auto (default auto: CUDA, then MPS, then CPU)
     COURSE_THREADS  torch's intra-op thread count (default 1, see DEFAULT_THREADS)
+    COURSE_BLAS_THREADS  NumPy's BLAS thread count (default: the same as COURSE_THREADS)
 
 The two Jupyter kernels that `make setup` registers set COURSE_DEVICE: `course-cpu` and `course-gpu`.
 """
@@ -88,6 +89,10 @@ def make_deterministic() -> None:
 def set_threads(n: int | None = None) -> int:
     """Fix the CPU thread count of torch and of NumPy's BLAS (COURSE_THREADS, else DEFAULT_THREADS).
 
+    NumPy's BLAS follows COURSE_BLAS_THREADS when it is set: the test suite's second-numerics run
+    gives torch two threads and keeps NumPy's OpenBLAS at one, whose threads spin-wait and ran 03
+    eight times slower on a 2-core machine busy with another notebook.
+
     NumPy's BLAS would otherwise start one thread per core in every process: the from-scratch
     NumPy training of 03_nn ran three times slower that way on a busy 2-core machine.
     """
@@ -97,8 +102,11 @@ def set_threads(n: int | None = None) -> int:
         n = int(os.environ.get("COURSE_THREADS", DEFAULT_THREADS))
     if n < 1:
         raise ValueError(f"COURSE_THREADS must be at least 1, got {n}.")
+    blas = int(os.environ.get("COURSE_BLAS_THREADS", n))
+    if blas < 1:
+        raise ValueError(f"COURSE_BLAS_THREADS must be at least 1, got {blas}.")
     torch.set_num_threads(n)
-    threadpool_limits(limits=n, user_api="blas")
+    threadpool_limits(limits=blas, user_api="blas")
     return n
 
 

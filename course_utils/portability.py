@@ -9,10 +9,11 @@ module recreates such a machine on the one at hand, by switching off what it sup
     ATEN_CPU_CAPABILITY        torch's CPU kernel set: "default", the unvectorised one
     ONEDNN_MAX_CPU_ISA         oneDNN's instruction-set cap (convolutions, some matmuls)
     MKL_ENABLE_INSTRUCTIONS    MKL's instruction-set cap (torch's BLAS on x86-64)
-    COURSE_THREADS=2           another split of torch's parallel reductions (with OMP_WAIT_POLICY=PASSIVE)
+    COURSE_THREADS=2           another split of torch's parallel reductions (with OMP_WAIT_POLICY=PASSIVE;
+                               NumPy's BLAS stays at one thread, COURSE_BLAS_THREADS=1)
 
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are left alone: some machines set them on purpose. Idle threads
-sleep instead of spinning (OMP_WAIT_POLICY, OPENBLAS_THREAD_TIMEOUT), which changes no result.
+sleep instead of spinning (OMP_WAIT_POLICY), which changes no result.
 
 `make test` executes each chapter's exercise notebook, then its answer key's cells in the same kernel,
 under `second_numerics_env()` (`run_chapter`), and compares the lesson cells with the stored full
@@ -86,9 +87,11 @@ def second_numerics_env(numpy_groups: list[str] | None = None, torch_capability:
     # PASSIVE: a waiting OpenMP thread sleeps instead of spinning. Two threads on a 2-core machine that
     # runs two notebooks at once spin against each other: a small MLP's training took 2.7 s instead of
     # 0.3 s. It changes no result, only how idle threads wait.
-    # OPENBLAS_THREAD_TIMEOUT=4 does the same for NumPy's OpenBLAS threads (they spin 2**4 cycles, not
-    # 2**28, before they sleep): with the other core busy, 03 ran in 45 s instead of 328 s.
-    env = {"COURSE_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+    # NumPy's OpenBLAS keeps one thread, as on every learner's machine (setup() gives BLAS the
+    # COURSE_THREADS count, default 1): with both cores busy (two notebooks at once, as in `make test`)
+    # two OpenBLAS threads ran 03 in 316 s instead of 38 s. A second BLAS thread does change the
+    # digits of a NumPy matmul (measured), so this axis is covered only by NumPy's SIMD switch above.
+    env = {"COURSE_THREADS": "2", "COURSE_BLAS_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     if groups:
         env["NPY_DISABLE_CPU_FEATURES"] = " ".join(groups)
     if capability in _ATEN_LEVELS[:-1]:

@@ -126,3 +126,22 @@ def test_quiet_stderr_restores_stderr_when_the_block_raises(capfd):
     os.write(2, b"visible\n")
     err = capfd.readouterr().err
     assert "hidden" not in err and "visible" in err
+
+
+def test_blas_threads_follow_course_blas_threads_when_set(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("COURSE_THREADS", "2")
+        monkeypatch.setenv("COURSE_BLAS_THREADS", "1")
+        assert env.set_threads() == 2 and torch.get_num_threads() == 2
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {1}
+        monkeypatch.setenv("COURSE_BLAS_THREADS", "0")
+        with pytest.raises(ValueError):
+            env.set_threads()
+    finally:
+        monkeypatch.delenv("COURSE_BLAS_THREADS")
+        monkeypatch.delenv("COURSE_THREADS")
+        env.set_threads(1)
+        torch.set_num_threads(before)

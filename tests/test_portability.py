@@ -13,15 +13,15 @@ def test_second_numerics_switch_off_only_what_the_machine_has():
     env = portability.second_numerics_env(numpy_groups=["X86_V3", "X86_V4"], torch_capability="avx512")
     assert env == {
         "COURSE_THREADS": "2",
+        "COURSE_BLAS_THREADS": "1",
         "OMP_WAIT_POLICY": "PASSIVE",
-        "OPENBLAS_THREAD_TIMEOUT": "4",
         "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4",
         "ATEN_CPU_CAPABILITY": "default",
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "MKL_ENABLE_INSTRUCTIONS": "AVX2",
     }
     plain = portability.second_numerics_env(numpy_groups=[], torch_capability="default")
-    assert plain == {"COURSE_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}  # only threads change
+    assert plain == {"COURSE_THREADS": "2", "COURSE_BLAS_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}  # only threads change
 
 
 def test_second_numerics_never_touch_the_per_machine_openblas_settings():
