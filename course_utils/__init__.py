@@ -16,6 +16,11 @@ Modules, by concern:
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and static import walks (gpu_kit/imports.py) see
+    from course_utils.checks import check
+    from course_utils.env import get_device, setup
 
 __version__ = "0.1.0"
 
