@@ -150,8 +150,8 @@ EOF
 
 prepare_data() {
     "$PY" -m gpu_kit.manifest unpack "$BUNDLE" data "$DATA" || return 1
-    if [ -n "$REBUILT" ]; then course_py -m course_utils.cli data $REBUILT || return 1; fi
-    course_py -m course_utils.cli data --list
+    if [ -n "$REBUILT" ]; then course_py -m course_utils.tools.cli data $REBUILT || return 1; fi
+    course_py -m course_utils.tools.cli data --list
 }
 
 register_kernels() {

@@ -8,9 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import config, pipeline
+from course_utils import config
+from course_utils.tools import pipeline
 
-COURSE = [sys.executable, "-m", "course_utils.cli"]
+COURSE = [sys.executable, "-m", "course_utils.tools.cli"]
 PILOT = pipeline.Chapter("02_autograd")
 
 
@@ -79,7 +80,7 @@ def test_help_lists_every_command():
 def test_course_help_answers_without_importing_torch():
     probe = (
         "import sys\n"
-        "from course_utils import cli\n"
+        "from course_utils.tools import cli\n"
         "try:\n"
         "    cli.main(['--help'])\n"
         "except SystemExit as done:\n"

@@ -209,7 +209,7 @@ def test_unpack_deb_with_and_without_dpkg(tmp_path, monkeypatch, with_dpkg):
 def _start_course_data(root: Path, names: list[str]) -> subprocess.Popen:
     env = {**os.environ, "COURSE_DATA": str(root)}
     env.pop("COURSE_ONLINE", None)
-    command = [sys.executable, "-m", "course_utils.data.command", *names]
+    command = [sys.executable, "-m", "course_utils.tools.data_command", *names]
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -239,7 +239,7 @@ def test_interrupted_course_data_then_rerun_leaves_valid_checksums(tmp_cache, ki
 
 
 def test_course_data_command_lists_and_prepares(tmp_cache, capsys):
-    from course_utils.data import command
+    from course_utils.tools import data_command as command
 
     assert command.run(["concrete"], list_only=False, force=False) == 0
     assert "1/1 datasets ready (1 prepared now" in capsys.readouterr().out

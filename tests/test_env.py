@@ -14,7 +14,7 @@ from course_utils import env
 def test_import_has_no_side_effects():
     code = (
         "import torch; seed = torch.initial_seed(); threads = torch.get_num_threads(); "
-        "import course_utils, course_utils.checks, course_utils.data, course_utils.pipeline, course_utils.cli; "
+        "import course_utils, course_utils.checks, course_utils.data, course_utils.tools.pipeline, course_utils.tools.cli; "
         "assert torch.initial_seed() == seed, 'seed changed'; "
         "assert torch.get_num_threads() == threads, 'threads changed'"
     )

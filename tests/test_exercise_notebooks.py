@@ -13,9 +13,9 @@ One test class per chapter lets pytest-xdist (--dist loadscope) spread chapters 
 import pytest
 
 from conftest import record_notebook_time
-from course_utils import pipeline, portability
+from course_utils.tools import pipeline, portability
 from course_utils.checks import exercises_of
-from course_utils.grade import check_lines
+from course_utils.tools.grade import check_lines
 
 
 def _make_test_class(chapter: pipeline.Chapter):

@@ -4,8 +4,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_utils import config, pipeline
-from course_utils.pipeline import BuildError, Chapter
+from course_utils import config
+from course_utils.tools import pipeline
+from course_utils.tools.pipeline import BuildError, Chapter
 
 CHAPTER = Chapter("02_autograd")
 

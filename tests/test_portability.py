@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_utils import pipeline, portability
+from course_utils.tools import pipeline, portability
 
 
 def test_second_numerics_switch_off_only_what_the_machine_has():

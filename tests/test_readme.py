@@ -1,6 +1,7 @@
 """README.md says what a newcomer needs, and its generated tables are fresh."""
 
-from course_utils import config, pipeline, readme
+from course_utils import config
+from course_utils.tools import pipeline, readme
 
 
 def test_generated_tables_are_fresh():

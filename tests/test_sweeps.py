@@ -2,7 +2,7 @@
 
 import pytest
 
-from course_utils import pipeline, sweep
+from course_utils.tools import pipeline, sweep
 
 CHAPTERS = pipeline.all_chapters()
 

@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from course_utils import pipeline
+from course_utils.tools import pipeline
 from course_utils.checks import exercises_of
 
 CHAPTERS = pipeline.all_chapters()
@@ -85,7 +85,7 @@ def test_notebook_exercises_match_the_registered_checks(chapter):
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=IDS)
 def test_every_check_passes_in_the_stored_full_notebook(chapter):
-    from course_utils.grade import check_lines
+    from course_utils.tools.grade import check_lines
 
     lines = check_lines(read(chapter.full))
     assert sorted(i for _, i, _ in lines) == sorted(ex.id for ex in exercises_of(chapter.number))

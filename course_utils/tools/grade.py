@@ -12,8 +12,9 @@ from pathlib import Path
 
 import nbformat
 
-from course_utils import config, pipeline
+from course_utils import config
 from course_utils.checks import LINE_PATTERN, PASS_MARK, exercises_of
+from course_utils.tools import pipeline
 
 
 class GradeError(RuntimeError):

@@ -34,7 +34,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell
 
-from course_utils import config, pipeline
+from course_utils import config
+from course_utils.tools import pipeline
 
 SWEEPS_DIR = config.REPO_ROOT / "sweeps"
 DEFAULT_SEEDS = 5
@@ -175,7 +176,7 @@ def format_results(chapter: pipeline.Chapter, labels: list[str], results: list[d
 
 def sweep(chapter: pipeline.Chapter, seeds: int = DEFAULT_SEEDS, log=print) -> str:
     """Run the chapter `seeds` times with shifted seeds; return and save the results table."""
-    from course_utils import portability
+    from course_utils.tools import portability
 
     quantities = read_spec(chapter)
     runs = [(str(k * OFFSET_STEP), k * OFFSET_STEP, None) for k in range(seeds)]

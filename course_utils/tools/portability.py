@@ -36,7 +36,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from course_utils import config, pipeline
+from course_utils import config
+from course_utils.tools import pipeline
 
 SANITIZE_FILE = config.REPO_ROOT / "tests" / "sanitize.cfg"
 

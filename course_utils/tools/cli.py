@@ -66,19 +66,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from course_utils.data import command
+    from course_utils.tools import data_command as command
 
     return command.run(args.names, list_only=args.list, force=args.force)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from course_utils import pipeline
+    from course_utils.tools import pipeline
 
     try:
         chapters = [pipeline.find_chapter(n) for n in args.chapters] if args.chapters else pipeline.all_chapters()
     except pipeline.ChapterNotFound as err:
         return _fail(str(err))
-    from course_utils import readme
+    from course_utils.tools import readme
 
     try:
         for chapter in chapters:
@@ -91,7 +91,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from course_utils import grade, pipeline
+    from course_utils.tools import grade, pipeline
 
     try:
         results = grade.grade(Path(args.notebook), kernel_name=args.kernel)
@@ -103,7 +103,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """What `make test` checks per chapter: other numerics, the same stored outputs (portability.py)."""
-    from course_utils import pipeline, portability
+    from course_utils.tools import pipeline, portability
 
     try:
         chapters = [pipeline.find_chapter(n) for n in args.chapters] if args.chapters else pipeline.all_chapters()
@@ -122,7 +122,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from course_utils import pipeline, sweep
+    from course_utils.tools import pipeline, sweep
 
     try:
         chapter = pipeline.find_chapter(args.chapter)

@@ -1,6 +1,6 @@
 """`course data [NAME ...] [--list] [--force]`: prepare the offline datasets, or list them.
 
-`course_utils.cli` calls `run`; `python -m course_utils.data.command` does the same without the CLI.
+`course_utils.tools.cli` calls `run`; `python -m course_utils.tools.data_command` does the same without the CLI.
 """
 
 from __future__ import annotations
