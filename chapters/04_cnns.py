@@ -40,8 +40,8 @@ device = setup()
 
 # %% [markdown]
 # Everything this chapter needs. `course_utils.data` serves the offline datasets (`make data` prepares them, the
-# course-pretrained network included); `course_utils.pretrained` holds the small ResNet, `course_utils.hooks` the
-# hook and CAM helpers, `course_utils.vision` the figures and explorers of this chapter.
+# course-pretrained network included); `course_utils.models` holds the small ResNet, `course_utils.hooks` the
+# hook and CAM helpers, `course_utils.plots` the figures and explorers of this chapter.
 
 # %%
 import math
@@ -58,9 +58,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
-from course_utils import data, hooks, vision
+from course_utils import data, hooks, plots
 from course_utils.data import FASHION_CLASSES
-from course_utils.pretrained import ResBlock, conv_bn, fmnist8_body, tiny_resnet
+from course_utils.models import ResBlock, conv_bn, tiny_resnet
+from course_utils.pretrained import fmnist8_body
 
 warnings.filterwarnings("ignore", category=UserWarning, module="fastai")
 warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit notices from fastai imports
@@ -233,7 +234,7 @@ def apply_kernel(row, col, kernel, img=three):
 edge_map = torch.tensor([[apply_kernel(i, j, top_edge) for j in range(1, 27)] for i in range(1, 27)])
 print("top-edge map:", tuple(edge_map.shape), "| strongest responses:", int(edge_map.max()), int(edge_map.min()))
 
-edge_kernels = torch.stack([torch.tensor(vision.KERNELS[k]) for k in ("top edge", "left edge", "diagonal 1", "diagonal 2")]).float()
+edge_kernels = torch.stack([torch.tensor(plots.KERNELS[k]) for k in ("top edge", "left edge", "diagonal 1", "diagonal 2")]).float()
 edge_batch = F.conv2d(xm[:64].float().unsqueeze(1), edge_kernels.unsqueeze(1))
 print("F.conv2d on a (64, 1, 28, 28) batch with (4, 1, 3, 3) kernels:", tuple(edge_batch.shape))
 # Integer pixels times integer weights: every sum is exact, in any order. The tolerance only covers a convolution
@@ -801,7 +802,7 @@ print("scratch BatchNorm == nn.BatchNorm2d (train, running stats, eval):", bool(
 # channel, so a fully convolutional net accepts any image size (the basis of progressive resizing). fastai's
 # **ResBlock** (ch. 14): two conv-BN layers, the second BN's γ starting at zero, a 1 × 1 conv on the identity path
 # when channels change and an average pool when the stride is 2, then ReLU after the add. At initialization the
-# block is exactly `relu(idpath(x))`. `course_utils.pretrained` holds it, and the course's reusable `tiny_resnet`.
+# block is exactly `relu(idpath(x))`. `course_utils.models` holds it, and the course's reusable `tiny_resnet`.
 
 # %%
 block = seeded(lambda: ResBlock(8, 16, stride=2))
@@ -1069,11 +1070,11 @@ print("hand-made CAM == hooks.class_activation_map:", torch.allclose(cam_by_hand
       "| hooks left on the body:", len(cam_model.body._forward_hooks))
 true_maps = cams[torch.arange(500), sky_yt]
 hit_rate = hooks.peak_in_box(true_maps, sky_bt, dilate=3).float().mean().item()
-chance = data.box_area_fraction(sky_bt, dilate=3)
+chance = hooks.box_area_fraction(sky_bt, dilate=3)
 
 fig, axes = plt.subplots(1, 6, figsize=(10, 2))
 for i, ax in enumerate(axes):
-    vision.draw_cam(sky_xt[i], true_maps[i], sky_bt[i], 0.6, ax, ("plane", "bird")[int(sky_yt[i])])
+    plots.draw_cam(sky_xt[i], true_maps[i], sky_bt[i], 0.6, ax, ("plane", "bird")[int(sky_yt[i])])
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
@@ -1095,27 +1096,27 @@ print("claim: CAM peak-in-box rate >= 3x chance:", hit_rate >= 3 * chance)
 fig, axes = plt.subplots(1, 6, figsize=(10, 2))
 for i, ax in enumerate(axes):
     gc = hooks.grad_cam(cam_model, sky_xt[i:i + 1].to(device), cam_model.body[1], int(sky_yt[i])).cpu()
-    vision.draw_cam(sky_xt[i], gc, sky_bt[i], 0.6, ax, "Grad-CAM, layer 2")
+    plots.draw_cam(sky_xt[i], gc, sky_bt[i], 0.6, ax, "Grad-CAM, layer 2")
 plt.show()
 
 # %% [markdown]
 # The CAM explorer: a test image, a class, the overlay opacity.
 
 # %% tags=["nbval-ignore-output"]
-vision.cam_explorer(sky_xt, cams, sky_bt, sky_yt)
+plots.cam_explorer(sky_xt, cams, sky_bt, sky_yt)
 
 # %%
-vision.draw_cam_explorer(sky_xt, cams, sky_bt, sky_yt)
+plots.draw_cam_explorer(sky_xt, cams, sky_bt, sky_yt)
 plt.show()
 
 # %% [markdown]
 # And the kernel explorer of §3: pick an image, a preset kernel or type nine numbers of your own.
 
 # %% tags=["nbval-ignore-output"]
-vision.kernel_explorer(xm[:50].float() / 255)
+plots.kernel_explorer(xm[:50].float() / 255)
 
 # %%
-vision.draw_kernel_explorer(xm[:50].float() / 255)
+plots.draw_kernel_explorer(xm[:50].float() / 255)
 plt.show()
 
 # %% [markdown]
@@ -1124,7 +1125,7 @@ plt.show()
 # Pretrained ImageNet weights cannot be downloaded here, so the course pretrains its own: `tiny_resnet(w=16)` on
 # Fashion-MNIST with **T-shirt/top and Shirt removed** (8 classes × 3,000 images, 4 epochs, seed 0, on the CPU).
 # `course data` ran it once and cached it; `fmnist8_body()` loads it (or trains it, about a minute on one CPU thread,
-# if it is missing). The code is in `course_utils/pretrained.py`: `pretrain` is a plain Adam + one-cycle loop like
+# if it is missing). The code is in `course_utils/pretrained/ch04.py`: `pretrain` is a plain Adam + one-cycle loop like
 # the ones above.
 #
 # The new task is exactly what it has never seen: **T-shirt/top vs Shirt**, with 50 labelled images per class,

@@ -2,7 +2,8 @@
 
 `Hook` stores what a module outputs on the forward pass and `HookBwd` the gradient flowing into its
 output on the backward pass; both are context managers that remove themselves. `class_activation_map`
-and `grad_cam` build heat maps from them; `peak_in_box` tells whether a map's maximum lies on the object.
+and `grad_cam` build heat maps from them; `peak_in_box` tells whether a map's maximum lies on the object,
+and `box_area_fraction` how often a peak at a random pixel would (the chance rate).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+__all__ = ["Hook", "HookBwd", "box_area_fraction", "class_activation_map", "grad_cam", "peak_in_box"]
 
 
 class Hook:
@@ -37,7 +40,7 @@ class Hook:
 
 
 class HookBwd(Hook):
-    """Backward hook (register_full_backward_hook) that keeps the gradient of the loss w.r.t. the module's output. Taught in 04_cnns."""
+    """Backward hook (register_full_backward_hook) that keeps the gradient of the loss w.r.t. the module's output. Used in 04_cnns."""
 
     def __init__(self, module: nn.Module):
         self.stored = None
@@ -93,3 +96,16 @@ def peak_in_box(maps: torch.Tensor, boxes: torch.Tensor, dilate: int = 3) -> tor
         (rows >= boxes[:, 0] - dilate) & (rows <= boxes[:, 2] + dilate)
         & (cols >= boxes[:, 1] - dilate) & (cols <= boxes[:, 3] + dilate)
     )
+
+
+def box_area_fraction(boxes: torch.Tensor, size: int = 32, dilate: int = 3) -> float:
+    """Mean fraction of the image covered by the (dilated) boxes: the chance rate of a random peak. Taught in 04_cnns.
+
+    The baseline of `peak_in_box`: boxes (B, 4) as (row0, col0, row1, col1), inclusive, each dilated by
+    `dilate` px and clipped to a size x size image.
+    """
+    b = boxes.clone()
+    b[:, :2] = (b[:, :2] - dilate).clamp(min=0)
+    b[:, 2:] = (b[:, 2:] + dilate).clamp(max=size - 1)
+    areas = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    return float(areas.float().mean() / size**2)

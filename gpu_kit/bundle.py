@@ -216,11 +216,12 @@ def pack_wheels(folder: Path, closure: deps.Closure, wheels: dict[str, Path], pr
 def pack_data(folder: Path, slugs: list[str], previous: dict) -> tuple[dict, list[str]]:
     """Write data.tar.xz (unless the old one holds the same datasets); return its entry and the rebuilt datasets."""
     from course_utils.data import cache as data_cache
+    from course_utils.data.prepare import status
     from course_utils.data.registry import DATASETS
 
     plan = datasets.plan(slugs, DATASETS)
     root = data_cache.cache_dir()
-    not_ready = [d for d in plan.carried if data_cache.check(d, DATASETS[d].version, DATASETS[d].files, root)[0] != "ready"]
+    not_ready = [d for d in plan.carried if status(d)[0] != "ready"]  # outdated inputs count too
     if not_ready:
         raise RuntimeError(f"not prepared in {root}: {', '.join(not_ready)} (run `make data`)")
     key = datasets.input_key(plan.carried, root)

@@ -6,7 +6,8 @@ package): `course data NAME` rebuilds it in seconds from the carried ones (fmnis
 human_numbers). A trained model (`Dataset.trained`) is derived too, but carried: training takes minutes
 and its weights depend on the torch build. The rest, and whatever a rebuilt dataset is made from, is
 carried in a tar.xz of the cache layout (files plus manifests/NAME.json: `archive_members`), so the
-loaders find it ready after unpacking.
+loaders find it ready after unpacking. The inputs of a carried dataset travel too (or are rebuilt): a
+dataset is ready only beside the inputs it was made from (course_utils.data.prepare.status).
 """
 
 from __future__ import annotations
@@ -44,13 +45,10 @@ def plan(chapters: Iterable[str], registry: Mapping[str, object]) -> DataPlan:
         if name in carried or name in rebuilt:
             return
         dataset = registry[name]
-        if rebuildable(dataset):
-            for source in dataset.sources:
-                for other in source.requires:
-                    need(other)
-            rebuilt.append(name)
-        else:
-            carried.append(name)
+        for source in dataset.sources:  # its inputs first: a dataset is ready only beside them
+            for other in source.requires:
+                need(other)
+        (rebuilt if rebuildable(dataset) else carried).append(name)
 
     for name in wanted:
         need(name)

@@ -2,8 +2,10 @@
 
 Read with `ast`, without running anything. Every import statement counts, also one inside a function or
 a `with` block, so the answer is a superset of what a run loads. Inside course_utils the walk follows
-`course_utils.X` imports, string imports (`__import__("course_utils.pretrained")`) and the exercise
-checks, which `check()` imports by chapter number (course_utils/checks/chNN.py).
+`course_utils.X` imports, string imports (`__import__("course_utils.pretrained")`), the data registry's
+"module:function" names of builders and loaders (`"course_utils.pretrained.ch05:review_lm"`, imported when
+a dataset is built or loaded) and the exercise checks, which `check()` imports by chapter number
+(course_utils/checks/chNN.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from gpu_kit.config import REPO_ROOT
 
 PACKAGE = "course_utils"
 _MAGIC = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
+_SPEC = re.compile(rf"^({PACKAGE}(?:\.\w+)+):\w+$")  # a registry's "module:function" inside the package
 
 
 def chapter_code(chapter_py: Path) -> str:
@@ -33,7 +36,8 @@ def imported_modules(source: str, package_root: Path = REPO_ROOT) -> set[str]:
 
     `from a.b import c` yields a.b, and a.b.c too when that is a module of the course package, so
     `from course_utils import data` is followed into course_utils/data/. Literal strings passed to
-    `__import__` or `importlib.import_module` count as imports.
+    `__import__` or `importlib.import_module` count as imports, and so does the module of a literal
+    "course_utils.x.y:function" (how the data registry names builders and loaders).
     """
     found = set()
     for node in ast.walk(ast.parse(source)):
@@ -45,6 +49,8 @@ def imported_modules(source: str, package_root: Path = REPO_ROOT) -> set[str]:
                 found |= {f"{node.module}.{a.name}" for a in node.names if module_file(f"{node.module}.{a.name}", package_root)}
         elif isinstance(node, ast.Call) and _is_string_import(node):
             found.add(node.args[0].value)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and (spec := _SPEC.match(node.value)):
+            found.add(spec.group(1))
     return found
 
 

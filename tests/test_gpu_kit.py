@@ -118,6 +118,9 @@ def test_imported_modules_follow_the_course_package_and_string_imports():
     assert {"numpy", "torch", "course_utils", "course_utils.data", "fastai.learner", "course_utils.pretrained"} <= found
     assert "course_utils.setup" not in found  # a function, not a module
     assert imports.third_party(found) == {"numpy", "torch", "fastai"}
+    # the data registry names builders and loaders as "module:function": loading one imports its module
+    spec = imports.imported_modules('Dataset(load="course_utils.pretrained.ch05:review_lm", title="a: b")')
+    assert spec == {"course_utils.pretrained.ch05"}
 
 
 def test_a_chapter_reaches_its_checks_and_the_data_layer():

@@ -1,22 +1,12 @@
-"""The 05_nlp helpers in course_utils.plots: the language-model batch layout and the recurrent cell diagrams."""
+"""The 05_nlp figures in course_utils.plots: lm_stream.lm_layout, and ch05's batch layout and recurrent cell diagrams."""
 
-import matplotlib
+import matplotlib.text
+import pytest
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from course_utils import plots  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+from course_utils.plots import ch05, lm_stream
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit notices from the fastai import
@@ -24,7 +14,7 @@ def _close_figures():
 def test_lm_layout_matches_lmdataloader(n_tokens, bs, seq_len):
     from fastai.text.data import LMDataLoader
 
-    lay = plots.lm_layout(n_tokens, bs, seq_len)
+    lay = lm_stream.lm_layout(n_tokens, bs, seq_len)
     batches = list(LMDataLoader([torch.arange(n_tokens)], bs=bs, seq_len=seq_len))
     assert lay["n_batches"] == len(batches)
     assert lay["batch_lens"] == [x.shape[1] for x, _ in batches]
@@ -36,11 +26,11 @@ def test_lm_layout_matches_lmdataloader(n_tokens, bs, seq_len):
 
 def test_lm_layout_rejects_a_stream_shorter_than_the_rows():
     with pytest.raises(ValueError):
-        plots.lm_layout(5, 6, 2)
+        lm_stream.lm_layout(5, 6, 2)
 
 
 def test_draw_lm_batches_draws_one_cell_per_position_and_two_outlines():
-    fig = plots.draw_lm_batches(90, 6, 5)
+    fig = ch05.draw_lm_batches(90, 6, 5)
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     ax = fig.axes[0]
     rects = [p for p in ax.patches if isinstance(p, Rectangle)]
@@ -57,21 +47,21 @@ def test_draw_lm_batches_draws_one_cell_per_position_and_two_outlines():
 
 def test_draw_lm_batches_labels_cells():
     letters = list("abcdefghijklmnopqrstuvwxy")
-    fig = plots.draw_lm_batches(25, 3, 4, labels=letters)
+    fig = ch05.draw_lm_batches(25, 3, 4, labels=letters)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert len(texts) == 3 * 9 and texts[:9] == letters[:9]
     assert texts[9] == "i"  # row 1 starts with the token after row 0
     with pytest.raises(ValueError):
-        plots.draw_lm_batches(25, 3, 4, labels=letters[:-1])
+        ch05.draw_lm_batches(25, 3, 4, labels=letters[:-1])
 
 
 def test_draw_recurrent_cells_one_axes_per_kind():
-    fig = plots.draw_recurrent_cells()
+    fig = ch05.draw_recurrent_cells()
     assert isinstance(fig, Figure) and len(fig.axes) == 3
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0].startswith("RNN") and titles[1].startswith("LSTM") and titles[2].startswith("GRU")
     for ax, kind in zip(fig.axes, ("rnn", "lstm", "gru")):
-        spec = plots._CELLS[kind]
+        spec = ch05._CELLS[kind]
         node_texts = [t for t in ax.texts if (t.get_gid() or "").startswith("node:")]
         assert len(node_texts) == len(spec["nodes"])
         arrows = [a for a in ax.texts if isinstance(a, matplotlib.text.Annotation)]
@@ -81,7 +71,7 @@ def test_draw_recurrent_cells_one_axes_per_kind():
 
 
 def test_draw_recurrent_cells_single_kind_and_bad_kind():
-    fig = plots.draw_recurrent_cells("gru")
+    fig = ch05.draw_recurrent_cells("gru")
     assert len(fig.axes) == 1
     with pytest.raises(ValueError):
-        plots.draw_recurrent_cells(("rnn", "transformer"))
+        ch05.draw_recurrent_cells(("rnn", "transformer"))

@@ -1,4 +1,4 @@
-"""Unit tests of the 04_cnns helpers: tiny_resnet, ResBlock, pretraining, PNG export, sky_shapes, hooks, vision plots."""
+"""Unit tests of the 04_cnns helpers: tiny_resnet, ResBlock, pretraining, PNG export, sky_shapes, hooks."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils import hooks, pretrained, vision
-from course_utils.data import box_area_fraction, export_png_folders, sky_shapes
-from course_utils.data.registry import DATASETS
+from course_utils import hooks, models, pretrained
+from course_utils.data import export_png_folders, sky_shapes
+from course_utils.data.registry import DATASETS, build_order
 
 
 def test_resblock_shapes_and_identity_at_init():
     for ni, nf, stride, side in ((4, 4, 1, 8), (4, 8, 2, 7), (8, 8, 2, 6)):
-        block = pretrained.ResBlock(ni, nf, stride)
+        block = models.ResBlock(ni, nf, stride)
         x = torch.randn(2, ni, side, side)
         out = block(x)
         assert out.shape == (2, nf, math.ceil(side / stride), math.ceil(side / stride))
@@ -26,16 +26,16 @@ def test_resblock_shapes_and_identity_at_init():
 
 
 def test_tiny_resnet_is_seeded_and_size_agnostic():
-    a, b = pretrained.tiny_resnet(8, seed=3), pretrained.tiny_resnet(8, seed=3)
+    a, b = models.tiny_resnet(8, seed=3), models.tiny_resnet(8, seed=3)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     state = torch.random.get_rng_state()
-    pretrained.tiny_resnet(8)
+    models.tiny_resnet(8)
     assert torch.equal(state, torch.random.get_rng_state())  # the global RNG is untouched
     assert a(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert a(torch.zeros(2, 1, 40, 40)).shape == (2, 10)
-    assert pretrained.tiny_resnet(4, n_in=3, n_out=2)(torch.zeros(1, 3, 28, 28)).shape == (1, 2)
+    assert models.tiny_resnet(4, n_in=3, n_out=2)(torch.zeros(1, 3, 28, 28)).shape == (1, 2)
     with pytest.raises(ValueError):
-        pretrained.tiny_resnet(pretrained=True)
+        models.tiny_resnet(pretrained=True)
 
 
 def test_pretrain_tiny_is_deterministic_and_learns():
@@ -81,7 +81,7 @@ def test_sky_shapes():
     for i in range(5):  # the object is the brightest thing in its box
         r0, c0, r1, c1 = boxes[i].tolist()
         assert x[i, 0, r0:r1 + 1, c0:c1 + 1].max() > 0.9
-    assert 0.05 < box_area_fraction(boxes) < 0.5
+    assert 0.05 < hooks.box_area_fraction(boxes) < 0.5
 
 
 def test_hooks_cam_and_gradcam():
@@ -115,23 +115,6 @@ def test_hooks_cam_and_gradcam():
     m[1, 9, 9] = 1
     inside = hooks.peak_in_box(m, torch.tensor([[1, 1, 3, 3], [0, 0, 2, 2]]), dilate=1)
     assert inside.tolist() == [True, False]
-
-
-def test_vision_plots():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    imgs = torch.rand(3, 10, 10)
-    assert vision.parse_kernel("1 0 -1, 1 0 -1, 1 0 -1").shape == (3, 3)
-    with pytest.raises(ValueError):
-        vision.parse_kernel("1 2 3")
-    assert vision.apply_kernel_map(imgs[0], vision.KERNELS["top edge"]).shape == (8, 8)
-    assert vision.draw_kernel_explorer(imgs, 1, "box blur") is not None
-    assert vision.draw_kernel_explorer(imgs, 0, "top edge", "0 0 0 0 1 0 0 0 0") is not None
-    maps = torch.rand(3, 2, 10, 10)
-    assert vision.draw_cam_explorer(imgs[:, None], maps, torch.tensor([[1, 1, 4, 4]] * 3), torch.tensor([0, 1, 0])) is not None
-    assert vision.kernel_explorer(imgs) is not None
-    assert vision.cam_explorer(imgs[:, None], maps, torch.tensor([[1, 1, 4, 4]] * 3), torch.tensor([0, 1, 0])) is not None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -221,7 +204,7 @@ def test_finetune_review_lm_from_the_austen_weights_and_from_scratch(tmp_path, m
     folder = pretrained.save_austen_lm(learn, info, tmp_path / "models")
     texts = [p.lower() for p in _tiny_paragraphs()] * 4
     dls = pretrained.review_lm_loaders(texts)
-    monkeypatch.setattr(pretrained, "AUSTEN_LM_CONFIG", TINY_LM["config"])  # the tiny Austen model's sizes
+    monkeypatch.setattr(pretrained.ch05, "AUSTEN_LM_CONFIG", TINY_LM["config"])  # the tiny Austen model's sizes
     tuned, ppl_tuned = pretrained.finetune_review_lm(dls, folder)
     _, ppl_again = pretrained.finetune_review_lm(dls, folder)
     _, ppl_scratch = pretrained.finetune_review_lm(dls, None)
@@ -231,12 +214,14 @@ def test_finetune_review_lm_from_the_austen_weights_and_from_scratch(tmp_path, m
     assert tuned.model[0].encoder.weight.shape[0] == len(dls.vocab)
 
 
-def test_registry_has_the_review_lm_cached_step_after_its_inputs():
+def test_registry_has_the_review_lm_cached_step_with_both_inputs_declared():
     entry = DATASETS["review_lm"]
     assert entry.files == pretrained.REVIEW_LM_FILES and entry.chapters == ("05_nlp",)
-    assert [s.kind for s in entry.sources] == ["course"] and "austen_lm" in entry.sources[0].description
-    names = list(DATASETS)
-    assert names.index("austen_lm") < names.index("review_lm") and names.index("reviews") < names.index("review_lm")
+    assert [s.kind for s in entry.sources] == ["course"] and entry.inputs == ("austen_lm", "reviews")
+    assert (entry.build, entry.load) == ("course_utils.pretrained.ch05:build_review_lm", "course_utils.pretrained.ch05:review_lm")
+    order = build_order()  # from the declared graph: every input before what is made from it
+    assert order.index("austen") < order.index("austen_lm") < order.index("review_lm")
+    assert order.index("reviews") < order.index("review_lm")
 
 
 def test_the_cached_review_lm_when_course_data_prepared_it():

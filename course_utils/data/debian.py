@@ -17,6 +17,8 @@ from pathlib import Path
 
 from course_utils.data.errors import SourceFailed
 
+__all__ = ["APT_TIMEOUT_S", "download", "unpack"]
+
 APT_TIMEOUT_S = 600
 
 

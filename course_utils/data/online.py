@@ -14,6 +14,8 @@ from pathlib import Path
 
 from course_utils.data.errors import SourceFailed
 
+__all__ = ["download", "online_enabled", "TIMEOUT_S"]
+
 TIMEOUT_S = 60
 
 

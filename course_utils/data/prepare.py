@@ -1,8 +1,14 @@
 """Preparing datasets: cache first, then each source in order; and the status of the cache.
 
-`ensure(name)` is what every loader calls: it returns at once when the cache holds the dataset
-and its files match their manifest, and otherwise builds it from the first source that works.
-`prepare()` does that for many datasets with a progress bar (it is `course data`).
+`ensure(name)` is what every loader calls: it returns at once when the cache holds the dataset,
+its files match their manifest and its inputs are still the ones it was made from, and otherwise
+builds it from the first source that works. `prepare()` does that for many datasets, inputs first,
+with a progress bar (it is `course data`).
+
+A dataset is "ready" when its files match its manifest, and every input (another dataset it is made
+from, declared in the registry) is ready and has the fingerprint the manifest recorded when it was
+built (see cache.fingerprint). So bumping an input's version, or rebuilding it into other bytes,
+makes everything made from it "outdated", and `ensure` builds it again, input first.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from pathlib import Path
 from course_utils.data import cache
 from course_utils.data.errors import DataUnavailable, SourceFailed
 from course_utils.data.online import online_enabled
-from course_utils.data.registry import DATASETS, Dataset, get
+from course_utils.data.registry import DATASETS, Dataset, build_order, get, resolve
 from course_utils.data.sources import Workspace
+
+__all__ = ["Result", "dataset_table", "ensure", "prepare", "readiness", "status"]
 
 
 @dataclass
@@ -30,19 +38,20 @@ class Result:
 
 
 def ensure(name: str, online: bool | None = None, force: bool = False) -> Path:
-    """Make sure a dataset is prepared and valid; return the cache folder. Taught in 01_tensors.
+    """Make sure a dataset is prepared and valid; return the cache folder. Used in 01_tensors.
 
-    A dataset that is missing, outdated, or whose files fail their sha256 check is prepared
-    (again) from its sources; `force=True` prepares it even when it is valid. Raises
-    DataUnavailable, naming every source tried, when none can provide it.
+    Every loader calls it. A dataset that is missing, outdated, or whose files fail their sha256
+    check is prepared (again) from its sources; `force=True` prepares it even when it is valid.
+    Raises DataUnavailable, naming every source tried, when none can provide it. A dataset whose
+    input is outdated is prepared after that input (the builder asks for its inputs through `ensure`).
     """
     dataset = get(name)
     root = cache.cache_dir()
-    if not force and cache.check(name, dataset.version, dataset.files, root)[0] == "ready":
+    if not force and _status(dataset, root)[0] == "ready":
         return root
     root.mkdir(parents=True, exist_ok=True)
     with cache.lock(name, root):
-        status, detail = cache.check(name, dataset.version, dataset.files, root)
+        status, detail = _status(dataset, root)
         if status == "ready" and not force:  # another process prepared it while we waited
             return root
         cache_state = detail if status != "ready" else "valid, but asked to prepare it again (--force)"
@@ -59,7 +68,7 @@ def _build(dataset: Dataset, root: Path, online: bool, cache_state: str) -> str:
             staged = work / f"stage-{number}"
             staged.mkdir()
             try:
-                dataset.build(source.fetch(workspace), staged)
+                resolve(dataset.build)(source.fetch(workspace), staged, **dataset.build_args)
             except (SourceFailed, ImportError) as err:
                 attempts.append((source.description, str(err)))
                 continue
@@ -73,6 +82,8 @@ def _build(dataset: Dataset, root: Path, online: bool, cache_state: str) -> str:
                 "source": source.label,
                 "source_detail": source.description,
                 "files": cache.describe_files(staged, dataset.files),
+                # what each input was when this was built from it (fetch prepared them just now)
+                "inputs": {other: cache.fingerprint(cache.read_manifest(other, root)) for other in source.requires},
             }
             cache.remove_manifest(dataset.name, root)  # the old files are about to be replaced
             cache.install(staged, dataset.files, root, trash=work)
@@ -87,16 +98,17 @@ def _build(dataset: Dataset, root: Path, online: bool, cache_state: str) -> str:
 def prepare(
     names: list[str] | None = None, progress: bool = True, force: bool = False, online: bool | None = None
 ) -> list[Result]:
-    """Prepare datasets (default: all) into the cache; return one Result per dataset. Taught in 01_tensors.
+    """Prepare datasets (default: all) into the cache; return one Result per dataset. Used in 01_tensors.
 
-    This is `course data`. It is idempotent: a dataset whose files match its manifest is left
+    This is `course data` (`make data`). It is idempotent: a dataset whose files match its manifest is left
     alone, so a second run only re-checks sha256s. A dataset that fails does not stop the others.
+    The datasets are prepared in `build_order`: each after the datasets it is made from.
     """
     from tqdm.auto import tqdm
 
-    names = list(DATASETS) if not names else list(names)
-    for name in names:
+    for name in names or ():
         get(name)  # an unknown name fails before any work starts
+    names = build_order(names or None)
     results = []
     bar = tqdm(names, desc="course data", unit="dataset", disable=not progress, leave=True)
     for name in bar:
@@ -110,7 +122,7 @@ def _prepare_one(name: str, force: bool, online: bool | None) -> Result:
     dataset = get(name)
     root = cache.cache_dir()
     started = time.perf_counter()
-    was_ready = cache.check(name, dataset.version, dataset.files, root)[0] == "ready"
+    was_ready = _status(dataset, root)[0] == "ready"
     try:
         ensure(name, online=online, force=force)
     except DataUnavailable as err:
@@ -121,13 +133,27 @@ def _prepare_one(name: str, force: bool, online: bool | None) -> Result:
 
 
 def status(name: str) -> tuple[str, str]:
-    """("ready" | "missing" | "outdated" | "corrupt", detail) of a dataset in the cache. Used by `course doctor`."""
-    dataset = get(name)
-    return cache.check(name, dataset.version, dataset.files, cache.cache_dir())
+    """("ready" | "missing" | "outdated" | "corrupt", detail) of a dataset in the cache. Used by `course doctor`.
+
+    "outdated" also when an input, however far up, was bumped or rebuilt since the dataset was made from it.
+    """
+    return _status(get(name), cache.cache_dir())
+
+
+def _status(dataset: Dataset, root: Path) -> tuple[str, str]:
+    """The dataset's own state; when that is "ready", whether its inputs are still those it was made from."""
+    state, detail = cache.check(dataset.name, dataset.version, dataset.files, root)
+    if state != "ready" or not dataset.inputs:
+        return state, detail
+    now = {}
+    for other in dataset.inputs:
+        ready = _status(get(other), root)[0] == "ready"
+        now[other] = cache.fingerprint(cache.read_manifest(other, root)) if ready else None
+    return cache.check(dataset.name, dataset.version, dataset.files, root, inputs=now)
 
 
 def dataset_table() -> list[dict]:
-    """One row per dataset: name, source, size, licence, status. Taught in 01_tensors.
+    """One row per dataset: name, source, size, licence, status. Used in 01_tensors.
 
     This is `course data --list`. `source` is where the prepared files came from (or, before
     preparation, the first source that will be tried); `size` is the prepared files' total.
@@ -152,6 +178,6 @@ def dataset_table() -> list[dict]:
 
 
 def readiness() -> tuple[int, int, list[str]]:
-    """(number of datasets ready, number of datasets, names not ready). Used by `course doctor`."""
+    """(number of datasets ready, number of datasets, names not ready). Used in `course doctor`."""
     missing = [name for name in DATASETS if status(name)[0] != "ready"]
     return len(DATASETS) - len(missing), len(DATASETS), missing

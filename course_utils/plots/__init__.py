@@ -1,0 +1,70 @@
+"""Figures and widget explorers, one module per chapter that has them.
+
+    widgets    explorer() and the lazy pyplot import                     every chapter with figures
+    ch01       storage diagrams, the stride explorer, broadcasting       01_tensors
+    op_chain   the reader of typed view-op chains ("[:, 1:].t()")        01_tensors (stride explorer)
+    ct_views   CT slices under a display window, the slicer              01_tensors, the CT chapters
+    ch02       the gradient-descent explorer                             02_autograd
+    descent    gd_run, the trainer behind it                             02_autograd
+    ch03       the neuron composer, the digit explorer                   03_nn
+    ch04       kernels on images, CAM overlays                           04_cnns
+    ch05       the LM batch layout, recurrent cell diagrams              05_nlp
+    lm_stream  lm_layout, where a LM loader puts each token              05_nlp
+
+Every public name is re-exported here, so a notebook writes `from course_utils import plots` and
+`plots.draw_storage(...)`, or `from course_utils.plots import gd_explorer`. A chapter's module may
+import an earlier chapter's, never a later one's. Nothing draws or imports pyplot or ipywidgets at
+import time.
+"""
+
+from course_utils.plots import ch01, ch02, ch03, ch04, ch05, ct_views, descent, lm_stream, op_chain, widgets
+from course_utils.plots.ch01 import (
+    describe_view,
+    draw_boxed_vs_unboxed,
+    draw_broadcast_shapes,
+    draw_expand,
+    draw_storage,
+    element_addresses,
+    show_view,
+    storage_elements,
+    stride_explorer,
+)
+from course_utils.plots.ch02 import draw_gd_explorer, gd_explorer
+from course_utils.plots.ch03 import (
+    NEURON_DEFAULTS,
+    digit_explorer,
+    draw_digit_explorer,
+    draw_neuron_composer,
+    neuron_composer,
+    neuron_sum,
+)
+from course_utils.plots.ch04 import (
+    KERNELS,
+    apply_kernel_map,
+    cam_explorer,
+    draw_cam,
+    draw_cam_explorer,
+    draw_kernel,
+    draw_kernel_explorer,
+    kernel_explorer,
+    parse_kernel,
+)
+from course_utils.plots.ch05 import draw_lm_batches, draw_recurrent_cells
+from course_utils.plots.ct_views import ct_slicer, draw_ct_slice, show_ct_planes
+from course_utils.plots.descent import GD_OPTIMIZERS, gd_run
+from course_utils.plots.lm_stream import lm_layout
+from course_utils.plots.op_chain import apply_ops
+from course_utils.plots.widgets import explorer, pyplot
+
+__all__ = [
+    *widgets.__all__,
+    *ch01.__all__,
+    *op_chain.__all__,
+    *ct_views.__all__,
+    *ch02.__all__,
+    *descent.__all__,
+    *ch03.__all__,
+    *ch04.__all__,
+    *ch05.__all__,
+    *lm_stream.__all__,
+]
