@@ -1,7 +1,8 @@
 """The checks of 01_tensors: right answers pass; stubs, crashes and plausible mistakes fail; nothing raises.
 
-The right answers here are written independently of the chapter's solutions (other formulas, other
-library calls), so a check that only accepts one spelling of the answer would show up.
+The full notebook under nbval already proves that the chapter's solutions pass, so the right answers
+here are written another way (other formulas, other library calls): a check that only accepts one
+spelling of the answer would show up. tests/test_checks_independent.py keeps chapter code out.
 """
 
 import inspect
@@ -100,6 +101,8 @@ def contiguous_right(shape, stride):
 
 def test_01_3_right():
     passes("01.3", contiguous_right)
+    # torch's own verdict on an empty strided tensor (on the meta device: no memory)
+    passes("01.3", lambda shape, stride: torch.empty_strided(tuple(shape), tuple(stride), device="meta").is_contiguous())
 
 
 def test_01_3_wrong():
@@ -148,8 +151,16 @@ def broadcast_right(s1, s2):
     return torch.Size(out)
 
 
+def broadcast_by_torch(s1, s2):
+    try:
+        return tuple(torch.broadcast_shapes(tuple(s1), tuple(s2)))
+    except RuntimeError:
+        return None
+
+
 def test_01_5_right():
     passes("01.5", broadcast_right)
+    passes("01.5", broadcast_by_torch)
 
 
 def test_01_5_wrong():

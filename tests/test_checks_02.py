@@ -1,9 +1,11 @@
 """Tests of the 02_autograd checks: a correct answer passes, planted wrong answers, stubs and crashing
 answers fail, and no check ever raises.
 
-The correct answers here are written independently of the chapter's reference solutions (closed
-forms, other algorithms, other library calls), so that a check which only accepts one spelling of
-the answer shows up as a failing test.
+The full notebook under nbval already proves that the chapter's reference solutions pass, so the
+correct answers here are written another way (closed forms, other algorithms, other library calls),
+so that a check which only accepts one spelling of the answer shows up as a failing test.
+tests/test_checks_independent.py keeps chapter code out, except fixtures marked
+`# planted: copied from the chapter`.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from course_utils.data import thermometer
 
 
 def central(f, x, delta=1e-3):
-    return (f(x + delta) - f(x - delta)) / (2 * delta)
+    """The mean of the forward and the backward difference: the central difference, written another way."""
+    fx = f(x)
+    return ((f(x + delta) - fx) / delta + (fx - f(x - delta)) / delta) / 2
 
 
 def one_sided(f, x, delta=1e-3):
-    return (f(x + delta) - f(x)) / delta
+    """The slope of the secant from x to x + delta (the forward difference, as a slope)."""
+    x1 = x + delta
+    return (f(x1) - f(x)) / (x1 - x)
 
 
 def test_02_1_correct():
@@ -67,12 +73,13 @@ def whole_chain_numeric(f1, f2, f3, x):
 def test_02_2_correct():
     passes("02.2", whole_chain_numeric)
 
-    def weidman(f1, f2, f3, x):
-        u1 = f1(x)
-        u2 = f2(u1)
-        return central(f3, u2) * central(f2, u1) * central(f1, x)
+    def link_by_link(f1, f2, f3, x):  # forward accumulation: each link's derivative at the value flowing in
+        grad, value = 1.0, x
+        for f in (f1, f2, f3):
+            grad, value = grad * central(f, value), f(value)
+        return grad
 
-    passes("02.2", weidman)
+    passes("02.2", link_by_link)
 
 
 def test_02_2_wrong():
@@ -174,6 +181,8 @@ def train_with_optim(n_epochs, learning_rate, params, train_u, train_c, val_u, v
 
 
 def train_variant(zero=True, val_in_backward=False, val_no_grad=True, copy=True, item=False):
+    """The planted mistakes: the chapter's fixed loop with one bug switched back on by a flag."""
+
     def train(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
         params = params.detach().clone().requires_grad_(True) if copy else params.requires_grad_(True)
         for _ in range(n_epochs):
@@ -193,9 +202,20 @@ def train_variant(zero=True, val_in_backward=False, val_no_grad=True, copy=True,
     return train
 
 
+def train_functional(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
+    """No .grad at all: torch.autograd.grad returns each epoch's gradient, so there is nothing to zero."""
+    p = params.detach().clone()
+    for _ in range(n_epochs):
+        p.requires_grad_(True)
+        (grad,) = torch.autograd.grad(mse(linear(train_u, *p), train_c), p)
+        p = (p - learning_rate * grad).detach()
+        val_loss = mse(linear(val_u, *p), val_c)
+    return p, val_loss
+
+
 def test_02_5_correct():
     passes("02.5", train_with_optim)
-    passes("02.5", train_variant())
+    passes("02.5", train_functional)
 
 
 def test_02_5_wrong():
@@ -212,7 +232,7 @@ def test_02_5_stubs_and_crashes():
     fails("02.5", returns_none, mentions="returned None")
     fails("02.5", crash, mentions="RuntimeError")
 
-    def buggy_train(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
+    def buggy_train(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):  # planted: copied from the chapter
         params = params.detach().clone().requires_grad_(True)
         for _ in range(n_epochs):
             train_loss = mse(linear(train_u, *params), train_c)
@@ -571,7 +591,7 @@ def test_02_10_wrong():
         @staticmethod
         def backward(ctx, grad_output):
             (x,) = ctx.saved_tensors
-            return grad_output * torch.sigmoid(x)
+            return grad_output * x.sigmoid()
 
     class IgnoresGradOutput(WhereSoftplus):
         @staticmethod

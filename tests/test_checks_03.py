@@ -1,14 +1,17 @@
 """Tests of the 03_nn checks: a correct answer passes, planted wrong answers, stubs and crashing answers
 fail, and no check ever raises.
 
-The correct answers here are written independently of the chapter's reference solutions (other
-library calls, other formulations), so that a check which only accepts one spelling of the answer
-shows up as a failing test.
+The full notebook under nbval already proves that the chapter's reference solutions pass, so the
+correct answers here are written another way (other library calls, other formulations), so that a
+check which only accepts one spelling of the answer shows up as a failing test.
+tests/test_checks_independent.py keeps chapter code out, except fixtures marked
+`# planted: copied from the chapter`.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -299,14 +302,17 @@ def test_03_5_stubs_and_crashes():
 
 
 class Op:
+    """Section 3's Operation API (forward stores input_ and output, backward returns input_grad),
+    without its shape asserts."""
+
     def forward(self, input_, inference=False):
         self.input_ = input_
-        self.output = self._output(inference)
-        return self.output
+        self.output = out = self._output(inference)
+        return out
 
     def backward(self, output_grad):
-        self.input_grad = self._input_grad(output_grad)
-        return self.input_grad
+        self.input_grad = grad = self._input_grad(output_grad)
+        return grad
 
 
 class GoodTanh(Op):
@@ -465,7 +471,7 @@ def test_03_8():
 
 
 def test_03_8_wrong():
-    class Buggy(nn.Module):
+    class Buggy(nn.Module):  # planted: copied from the chapter (BuggyMLP: a plain list hides the layers)
         def __init__(self, sizes):
             super().__init__()
             self.layers = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
@@ -477,25 +483,23 @@ def test_03_8_wrong():
                     x = torch.tanh(x)
             return x
 
-    class HalfFixed(nn.Module):
+    class HalfFixed(nn.Module):  # the layers registered, but .forward() bypasses the hooks
         def __init__(self, sizes):
             super().__init__()
-            self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])])
+            self.layers = nn.ModuleList(map(nn.Linear, sizes[:-1], sizes[1:]))
 
         def forward(self, x):
-            for i, layer in enumerate(self.layers):
-                x = layer.forward(x)
-                if i < len(self.layers) - 1:
-                    x = torch.tanh(x)
-            return x
+            *hidden, last = self.layers
+            for layer in hidden:
+                x = torch.tanh(layer.forward(x))
+            return last.forward(x)
 
     class ReluMLP(HalfFixed):
         def forward(self, x):
-            for i, layer in enumerate(self.layers):
-                x = layer(x)
-                if i < len(self.layers) - 1:
-                    x = torch.relu(x)
-            return x
+            *hidden, last = self.layers
+            for layer in hidden:
+                x = torch.relu(layer(x))
+            return last(x)
 
     fails("03.8", Buggy, mentions="ModuleList")
     fails("03.8", HalfFixed, mentions="hooks")
@@ -568,10 +572,11 @@ def test_03_9_stubs_and_crashes():
 
 
 def _report(a5, a6, ddof=1):
-    n5, n6 = np.asarray(a5, dtype=float), np.asarray(a6, dtype=float)
-    means = (float(n5.mean()), float(n6.mean()))
-    stds = (float(n5.std(ddof=ddof)), float(n6.std(ddof=ddof)))
-    helps = means[1] - means[0] > math.sqrt((stds[0] ** 2 + stds[1] ** 2) / 2)
+    """With the statistics module and math.hypot (the chapter uses NumPy and an explicit square root)."""
+    runs = [[float(v) for v in a] for a in (a5, a6)]
+    means = tuple(statistics.fmean(r) for r in runs)
+    stds = tuple((statistics.stdev if ddof else statistics.pstdev)(r) for r in runs)
+    helps = means[1] - means[0] > math.hypot(*stds) / math.sqrt(2)
     return a5, a6, means, stds, helps
 
 

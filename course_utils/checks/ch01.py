@@ -1,10 +1,8 @@
 """Checks for 01_tensors: the memory model, broadcasting, and real data as tensors.
 
-Every check runs the learner's answer on its own inputs (seeded local generators only: the notebook's
-random state is never touched) and compares with a reference computed here. Where an exercise works on
-a course dataset (photos, diamonds, EWR hours, Pride and Prejudice, the Cranium CT), the reference is
-computed from the dataset itself through `course_utils.data`, never copied from the chapter's output,
-and the learner's functions also get a hidden variant of the data so hard-coded results fail.
+The exercises on course datasets (photos, diamonds, EWR hours, Pride and Prejudice, the Cranium CT)
+also run the learner's functions on a hidden variant of the data, so hard-coded results fail. What
+every check promises is in framework.py's docstring.
 """
 
 from __future__ import annotations
@@ -23,27 +21,24 @@ from torch.overrides import TorchFunctionMode
 from course_utils.checks.framework import (
     as_bool,
     as_int,
+    as_shape,
     as_tensor,
     assert_close,
     call,
     exercise,
+    F64,
     generator,
     require,
     require_callable,
     Wrong,
 )
 
-F64 = torch.float64
+__all__ = [
+    "check_addresses", "check_broadcast_shape", "check_contiguous", "check_days", "check_diamonds",
+    "check_matmul", "check_normalize", "check_photo_colours", "check_predict", "check_sqrt_fix",
+    "check_vocabulary", "check_window",
+]
 
-
-def _as_shape(value: Any, name: str) -> tuple[int, ...]:
-    """A tuple, list or torch.Size of ints, as a tuple of Python ints."""
-    if not isinstance(value, (tuple, list, torch.Size)):
-        raise Wrong(f"`{name}` should be a tuple of ints, got {value!r} (a {type(value).__name__}).")
-    try:
-        return tuple(as_int(v, name) for v in value)
-    except Wrong:
-        raise Wrong(f"`{name}` should contain only ints, got {tuple(value)!r}.") from None
 
 
 def _tensor_result(value: Any, name: str) -> torch.Tensor:
@@ -100,7 +95,7 @@ def check_predict(answers: Any) -> None:
         given = answers[key]
         try:
             if key in ("shape", "stride"):
-                ok = _as_shape(given, key) == expected
+                ok = as_shape(given, key) == expected
             elif key == "storage_offset":
                 ok = as_int(given, key) == expected
             else:
@@ -329,7 +324,7 @@ def check_broadcast_shape(broadcast_shape: Any) -> None:
                 f"broadcast_shape({s1}, {s2}) returned None, but the shapes broadcast to {expected}. "
                 "Hint: a missing dimension counts as 1. (Not started yet? Replace the `...` with your code.)"
             )
-        got = _as_shape(got, f"broadcast_shape({s1}, {s2})")
+        got = as_shape(got, f"broadcast_shape({s1}, {s2})")
         if got != expected:
             raise Wrong(
                 f"broadcast_shape({s1}, {s2}) returned {got}, expected {expected}. "

@@ -1,9 +1,7 @@
 """Checks for 02_autograd: derivatives, gradient descent and autograd.
 
-Every check runs the learner's answer on its own seeded inputs (local generators only: the
-notebook's random state is never touched) and compares with a reference computed here, in float64
-unless noted. Nothing in this file depends on results the chapter prints about the thermometer:
-where the thermometer data is needed, the reference is computed from the data itself.
+Where the thermometer data is needed (02.6, 02.7), the reference is computed here from the data, never
+taken from the chapter's printed fit. What every check promises is in framework.py's docstring.
 """
 
 from __future__ import annotations
@@ -23,15 +21,21 @@ from course_utils.checks.framework import (
     assert_close,
     call,
     exercise,
+    F64,
     generator,
     require,
     require_callable,
-    _short,
+    short,
     STUB_HINT,
     Wrong,
 )
 
-F64 = torch.float64
+__all__ = [
+    "check_chain_deriv_3", "check_critical_lr", "check_deriv", "check_forward_and_backward",
+    "check_grad_fn", "check_predictions", "check_quadratic", "check_softplus", "check_split_indices",
+    "check_train", "check_value",
+]
+
 
 
 # ----------------------------------------------------------------------------------------------
@@ -536,7 +540,7 @@ def check_softplus(MySoftplus: Any) -> None:
         raise Wrong(f"MySoftplus.apply(x) should return a tensor shaped like x {tuple(x.shape)}.")
     if not torch.isfinite(y).all():
         raise Wrong(
-            f"MySoftplus.apply(x) gives inf or nan for x = {_short(x.detach()[~torch.isfinite(y.detach())])}. Hint: for x > 0 "
+            f"MySoftplus.apply(x) gives inf or nan for x = {short(x.detach()[~torch.isfinite(y.detach())])}. Hint: for x > 0 "
             "use x + log1p(exp(-x)), so that exp never sees a large positive number."
         )
     assert_close(y.detach(), F.softplus(x.detach()), "MySoftplus.apply(x)", rtol=0, atol=1e-6,
@@ -549,7 +553,7 @@ def check_softplus(MySoftplus: Any) -> None:
         raise Wrong("backward through MySoftplus gave x no gradient: does `backward` return the gradient for x?")
     if not torch.isfinite(x.grad).all():
         bad = x.detach()[~torch.isfinite(x.grad)]
-        raise Wrong(f"the gradient of MySoftplus is inf or nan at x = {_short(bad)}. Hint: the derivative is the "
+        raise Wrong(f"the gradient of MySoftplus is inf or nan at x = {short(bad)}. Hint: the derivative is the "
                     "sigmoid; torch.sigmoid(x) is stable, exp(x) / (1 + exp(x)) is not.")
     assert_close(x.grad, torch.sigmoid(x.detach()), "the gradient of MySoftplus", rtol=0, atol=1e-6,
                  hint="the derivative of softplus is the sigmoid; return grad_output * torch.sigmoid(x).")

@@ -1,9 +1,8 @@
 """Checks for 03_nn: neurons, torch.nn, the NumPy framework, MNIST, softmax and cross-entropy.
 
-Every check runs the learner's answer on its own seeded inputs (local torch.Generators and NumPy
-default_rngs only: the notebook's random state is never touched) and compares with a reference
-computed here, in float64 unless noted. Nothing here depends on the thermometer results the chapter
-prints: where the thermometer is needed (03.9), the check computes what it needs from the data.
+The optimizer checks (03.4, 03.7) compare the learner's steps with reference steps written here;
+where the thermometer is needed (03.9), the check fits what it needs from the data. What every check
+promises is in framework.py's docstring.
 """
 
 from __future__ import annotations
@@ -24,14 +23,20 @@ from course_utils.checks.framework import (
     as_float,
     call,
     exercise,
+    F64,
     generator,
-    _one_line,
+    one_line,
     require,
     require_callable,
     Wrong,
 )
 
-F64 = torch.float64
+__all__ = [
+    "check_basic_optim", "check_cross_entropy", "check_diamonds", "check_dropout_experiment",
+    "check_learner", "check_mlp", "check_momentum", "check_param_count", "check_predictions",
+    "check_softmax", "check_tanh_dropout", "check_wiggle", "DIAMOND_MARGIN", "MIN_WIGGLE",
+]
+
 
 
 def _tensor_result(value: Any, name: str, shape: tuple[int, ...]) -> torch.Tensor:
@@ -152,7 +157,7 @@ def check_cross_entropy(cross_entropy: Any) -> None:
         try:
             mean.backward()
         except Exception as err:
-            raise Wrong(f"backward through your loss raised {type(err).__name__}: {_one_line(str(err), 120)}") from err
+            raise Wrong(f"backward through your loss raised {type(err).__name__}: {one_line(str(err), 120)}") from err
         ref_leaf = logits.clone().requires_grad_(True)
         F.cross_entropy(ref_leaf, targ).backward()
         if leaf.grad is None or not torch.allclose(leaf.grad, ref_leaf.grad, rtol=0, atol=1e-5):

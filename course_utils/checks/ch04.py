@@ -1,8 +1,7 @@
 """Checks for 04_cnns: convolutions, receptive fields, ResBlocks, BatchNorm, kernel size, CAM, mixup, devices, transfer.
 
-Every check runs the learner's answer on its own seeded inputs (local generators only) and compares
-with a reference computed here. Models built inside a check get their weights inside
-`torch.random.fork_rng` (the framework forks too), so the notebook's random state is never moved.
+References are torch's own layers (`F.conv2d`, `nn.BatchNorm2d`) or models trained here on
+Fashion-MNIST and the synthetic sky shapes. What every check promises is in framework.py's docstring.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from course_utils.checks.framework import (
     as_array,
     as_bool,
     as_float,
+    F64,
     assert_close,
     call,
     exercise,
@@ -27,7 +27,13 @@ from course_utils.checks.framework import (
     Wrong,
 )
 
-F64 = torch.float64
+__all__ = [
+    "ACC_TOL", "check_batchnorm", "check_cam", "check_conv_naive", "check_devices", "check_fixed_resdeep",
+    "check_im2col", "check_kernel_size", "check_l2", "check_receptive_field", "check_resblock",
+    "check_simple_cnn", "check_smoothing", "check_transfer", "OUTPUT_SIDE", "TRANSFER_ARMS",
+    "TRANSFER_CASES", "TRANSFER_CLASSES",
+]
+
 OUTPUT_SIDE = "output side = (n + 2p - k) // s + 1"
 
 
@@ -295,7 +301,7 @@ def check_batchnorm(BatchNorm2dScratch: Any) -> None:
 
 @exercise("04.8", "a ResBlock")
 def check_resblock(MyResBlock: Any) -> None:
-    from course_utils.pretrained import ResBlock
+    from course_utils.models import ResBlock
 
     cls = require_callable(MyResBlock, "MyResBlock")
     g = generator(80)
@@ -462,7 +468,7 @@ def check_kernel_size(kernel_report: Any, kernel_models: Any, overfits_more: Any
 
 @exercise("04.10", "CAM with a hook")
 def check_cam(cam: Any, model: Any) -> None:
-    from course_utils.data.vision import sky_shapes
+    from course_utils.data import sky_shapes
     from course_utils.hooks import class_activation_map, peak_in_box
 
     fn = require_callable(cam, "cam")

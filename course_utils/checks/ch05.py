@@ -1,11 +1,8 @@
 """Checks for 05_nlp: tokenizer rules, LM batches, RNN/LSTM/GRU cells, AWD-LSTM regularization, ULMFiT.
 
-Every check runs the learner's answer on its own seeded inputs (local generators only) and compares
-with a reference computed here: fastai's text rules, `LMDataLoader` and `RNNRegularizer`, torch's
-`nn.LSTMCell`/`nn.GRUCell`/`nn.GRU` and sklearn's `CountVectorizer`. Models built or trained inside a
-check get their weights inside `torch.random.fork_rng` (the framework forks too), so the notebook's
-random state is never moved. Checks that need data (05.9, 05.12-05.14) build it from
-`course_utils.data`, never from the chapter's variables.
+References are fastai's text rules, `LMDataLoader` and `RNNRegularizer`, torch's
+`nn.LSTMCell`/`nn.GRUCell`/`nn.GRU` and sklearn's `CountVectorizer`. What every check promises is in
+framework.py's docstring.
 """
 
 from __future__ import annotations
@@ -27,14 +24,20 @@ from course_utils.checks.framework import (
     as_int,
     call,
     exercise,
+    F64,
     generator,
-    _one_line,
+    one_line,
     require,
     require_callable,
     Wrong,
 )
 
-F64 = torch.float64
+__all__ = [
+    "check_ar_tar", "check_bow", "check_cells", "check_dropout", "check_group_chunks", "check_gru_lm",
+    "check_lm_batches", "check_predict_batches", "check_report", "check_rnn", "check_rules",
+    "check_sample_next", "check_stateful", "check_two_word_model", "LM_HINT", "METHODS", "N_LABELS",
+]
+
 
 
 def _int_tensor(value: Any, name: str) -> torch.Tensor:
@@ -88,7 +91,7 @@ def _fastai_rules():
 
 def _tokens_answer(out: Any, call_text: str) -> list[str]:
     if isinstance(out, str) or not isinstance(out, (list, tuple)) or not all(isinstance(t, str) for t in out):
-        raise Wrong(f"{call_text} should return a list of str tokens, got {_one_line(repr(out), 60)}.")
+        raise Wrong(f"{call_text} should return a list of str tokens, got {one_line(repr(out), 60)}.")
     return list(out)
 
 
@@ -197,7 +200,7 @@ def check_lm_batches(lm_batches: Any) -> None:
             raise Wrong(f"{label} returned {len(out)} batches, LMDataLoader gives {len(ref)}. Hint: {LM_HINT}")
         for k, (pair, (rx, ry)) in enumerate(zip(out, ref)):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise Wrong(f"each batch of `lm_batches` should be an (x, y) pair; batch {k} is {_one_line(repr(pair), 50)}.")
+                raise Wrong(f"each batch of `lm_batches` should be an (x, y) pair; batch {k} is {one_line(repr(pair), 50)}.")
             for got, exp, which in ((pair[0], rx, "x"), (pair[1], ry, "y")):
                 got = _int_tensor(got, f"batch {k}'s {which}")
                 if tuple(got.shape) != tuple(exp.shape):
@@ -617,7 +620,7 @@ def check_gru_lm(GRUCellScratch: Any, LMModelGRU: Any) -> None:
             model.zero_grad()
             F.cross_entropy(out.reshape(-1, vocab), xb.flatten()).backward()
         except RuntimeError as err:
-            raise Wrong(f"backward on batch {k + 1} failed ({_one_line(str(err), 80)}). Hint: detach the kept state: "
+            raise Wrong(f"backward on batch {k + 1} failed ({one_line(str(err), 80)}). Hint: detach the kept state: "
                         "self.h = h.detach().") from None
         h_kept = getattr(model, "h", None)
         if not isinstance(h_kept, torch.Tensor):
@@ -799,7 +802,7 @@ def check_report(report: Any) -> None:
     recomputed: dict[tuple[str, int], list[float]] = {}
     for key, value in preds.items():
         if not isinstance(key, tuple) or len(key) != 3:
-            raise Wrong(f"prediction keys should be (method, n_labels, seed) tuples, got {_one_line(repr(key), 40)}.")
+            raise Wrong(f"prediction keys should be (method, n_labels, seed) tuples, got {one_line(repr(key), 40)}.")
         method, n_labels, _seed = key
         if method not in METHODS:
             raise Wrong(f"unknown method {method!r} in {key}: use one of {METHODS}.")
@@ -816,7 +819,7 @@ def check_report(report: Any) -> None:
         recomputed.setdefault((method, int(n_labels)), []).append(acc)
     extra = [k for k in accs if k not in preds]
     if extra:
-        raise Wrong(f"report['accuracy'] has {_one_line(repr(extra[0]), 40)} without predictions.")
+        raise Wrong(f"report['accuracy'] has {one_line(repr(extra[0]), 40)} without predictions.")
     for n in N_LABELS:
         for method in METHODS:
             if len(recomputed.get((method, n), [])) < 2:
@@ -858,7 +861,7 @@ def _batches(loader: Any, name: str, limit: int = 50) -> list[tuple[torch.Tensor
         except StopIteration:
             break
         except Exception as err:
-            raise Wrong(f"iterating over your loader raised {type(err).__name__}: {_one_line(str(err), 100)}") from None
+            raise Wrong(f"iterating over your loader raised {type(err).__name__}: {one_line(str(err), 100)}") from None
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
             raise Wrong("each batch of the loader should be an (x, y) pair.")
         out.append((torch.as_tensor(batch[0]).as_subclass(torch.Tensor), torch.as_tensor(batch[1]).as_subclass(torch.Tensor)))
@@ -904,7 +907,7 @@ def check_stateful(LMModel3Fixed: Any, make_loader: Any) -> None:
             loss.backward()
             opt.step()
         except RuntimeError as err:
-            raise Wrong(f"training batch {k + 1} failed: {_one_line(str(err), 90)}. Hint: detach the kept state at the end of "
+            raise Wrong(f"training batch {k + 1} failed: {one_line(str(err), 90)}. Hint: detach the kept state at the end of "
                         "forward (self.h = self.h.detach()).") from None
         h = getattr(model, "h", None)
         if not isinstance(h, torch.Tensor) or tuple(h.shape) != (bs, nh):

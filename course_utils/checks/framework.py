@@ -11,6 +11,14 @@ exactly one printed line and a bool, and never lets anything escape into the not
 Stubs (`...`), None, wrong types and shapes, and exceptions inside the learner's code are all
 reported as ❌ lines. The learner's own prints and warnings are swallowed while the check runs, so
 the line stands alone.
+
+What every chapter's checks promise (so a chNN.py docstring says only what is particular to it):
+- a check runs the learner's answer on its own seeded inputs, from local generators (`generator()`,
+  NumPy `default_rng`), and compares with a reference computed in the check, in float64 unless noted;
+- the notebook's random state is never moved: `run_check` keeps Python's, NumPy's and torch's global
+  generators, and models built inside a check get their weights inside `torch.random.fork_rng`;
+- a reference that needs course data is computed from `course_utils.data`, never copied from what the
+  chapter printed or from the learner's variables.
 """
 
 from __future__ import annotations
@@ -27,6 +35,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+__all__ = [
+    "F64", "FAIL_MARK", "LINE_PATTERN", "PASS_MARK", "STUB_HINT", "Exercise", "Wrong",
+    "as_array", "as_bool", "as_float", "as_int", "as_shape", "as_tensor", "assert_close", "call", "check", "exercise",
+    "exercises_of", "find_exercise", "generator", "is_stub", "one_line", "require", "require_callable",
+    "run_check", "short",
+]
+
+F64 = torch.float64  # the dtype references are computed in
 PASS_MARK = "✅"
 FAIL_MARK = "❌"
 STUB_HINT = "replace the `...` with your code"
@@ -106,11 +122,11 @@ def run_check(exercise_id: str, *answers: Any) -> tuple[bool, str]:
                 with torch.random.fork_rng(devices=[]), _python_and_numpy_rng_kept():  # the notebook's RNGs stay put
                     ex.verify(*answers)
     except Wrong as wrong:
-        return False, f"{FAIL_MARK} {ex.id} {ex.title}: {_one_line(str(wrong))}"
+        return False, f"{FAIL_MARK} {ex.id} {ex.title}: {one_line(str(wrong))}"
     except Exception as err:  # a learner's answer can break a check in ways nobody planned for
         return False, (
             f"{FAIL_MARK} {ex.id} {ex.title}: your answer could not be checked "
-            f"({type(err).__name__}: {_one_line(str(err))}). Look at what type and shape it has."
+            f"({type(err).__name__}: {one_line(str(err))}). Look at what type and shape it has."
         )
     return True, f"{PASS_MARK} {ex.id} {ex.title}"
 
@@ -130,14 +146,15 @@ def _python_and_numpy_rng_kept():
 def check(exercise_id: str, *answers: Any) -> bool:
     """Check an exercise: print one ✅/❌ line and return whether it passed. Never raises.
 
-    Used at the end of every exercise, e.g. `check("02.1", deriv)`. Introduced in 01_tensors.
+    Used at the end of every exercise, e.g. `check("02.1", deriv)`. Taught in 01_tensors.
     """
     passed, line = run_check(exercise_id, *answers)
     print(line)
     return passed
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` on one line (whitespace runs collapsed), cut to `limit` characters with an ellipsis."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -175,7 +192,7 @@ def call(fn: Callable[..., Any], *args: Any, name: str | None = None, allow_none
     except Wrong:
         raise
     except Exception as err:
-        raise Wrong(f"`{label}` raised {type(err).__name__}: {_one_line(str(err), 160)}") from err
+        raise Wrong(f"`{label}` raised {type(err).__name__}: {one_line(str(err), 160)}") from err
     if result is None and not allow_none:
         raise Wrong(f"`{label}` returned None: {STUB_HINT}, and make sure it ends with `return`.")
     return result
@@ -206,7 +223,7 @@ def assert_close(actual: Any, expected: Any, name: str, rtol: float = 1e-5, atol
         raise Wrong(f"`{name}` contains inf or nan.{' ' + hint if hint else ''}")
     if not torch.allclose(actual_t, expected_t, rtol=rtol, atol=atol):
         gap = (actual_t - expected_t).abs().max().item()
-        shown = _short(actual_t), _short(expected_t)
+        shown = short(actual_t), short(expected_t)
         raise Wrong(
             f"`{name}` is {shown[0]}, expected {shown[1]} (largest gap {gap:.3g})."
             f"{' Hint: ' + hint if hint else ''}"
@@ -258,6 +275,16 @@ def as_int(value: Any, name: str) -> int:
     raise Wrong(f"`{name}` should be an int, got {value!r} (a {type(value).__name__}).")
 
 
+def as_shape(value: Any, name: str) -> tuple[int, ...]:
+    """A tuple, list or torch.Size of ints, as a tuple of Python ints."""
+    if not isinstance(value, (tuple, list, torch.Size)):
+        raise Wrong(f"`{name}` should be a tuple of ints, got {value!r} (a {type(value).__name__}).")
+    try:
+        return tuple(as_int(v, name) for v in value)
+    except Wrong:
+        raise Wrong(f"`{name}` should contain only ints, got {tuple(value)!r}.") from None
+
+
 def as_float(value: Any, name: str) -> float:
     """A number, or a one-element tensor or array, as a Python float (bools are refused)."""
     require(value, name)
@@ -274,7 +301,8 @@ def as_float(value: Any, name: str) -> float:
     raise Wrong(f"`{name}` should be a number, got a {type(value).__name__}.")
 
 
-def _short(t: torch.Tensor) -> str:
+def short(t: torch.Tensor) -> str:
+    """A tensor in a few characters for a message: its value, or its first four values."""
     if t.numel() == 1:
         return f"{t.item():.6g}"
     flat = ", ".join(f"{v:.4g}" for v in t.flatten()[:4].tolist())
