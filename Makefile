@@ -1,6 +1,6 @@
 # The course's commands. Every target bootstraps .venv from nothing when it is missing.
 #   make lab       JupyterLab on the course, with the course-cpu and course-gpu kernels
-#   make test      everything CI checks (unit tests, pipeline consistency, nbval, exercise runs)
+#   make test      everything CI checks (import layers, unit tests, pipeline consistency, nbval, exercise runs)
 #   make test-gpu  the stored outputs re-checked on the GPU kernel (needs a CUDA GPU)
 #   make build     regenerate every chapter's full, exercise and answer-key notebooks
 #   make data      prepare the offline datasets into data/cache (or $COURSE_DATA)
@@ -40,6 +40,7 @@ data: setup
 	$(BIN)/course data
 
 test: setup data
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests chapters/[0-9]*.ipynb \
 		$(NBVAL) --nbval-kernel-name course-cpu
 

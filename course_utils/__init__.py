@@ -6,13 +6,15 @@ Each notebook starts with::
     from course_utils import setup, check
     device = setup()
 
-Modules, by concern:
-    env     setup(), get_device(), seeding and determinism        (taught in 01_tensors, used everywhere)
-    checks  check(id, *answers): exercise feedback, one module per chapter
-    data    the offline data layer: a registry, a verified cache, one loader per dataset
-    plots   figures and widget explorers shared by chapters
-    config  the one place that names the course's GitHub repository (badges, Colab install)
-    pipeline, grade, cli   the authoring tools behind the `course` command
+Modules, by concern (layers from the bottom; each imports only those below it, see CONTRIBUTING):
+    config      paths, the chapter list and the GitHub repository (badges, Colab install)
+    data/       the offline data layer: a declarative registry, a verified cache, one loader per dataset
+    env         setup(), get_device(), seeding and determinism    (taught in 01_tensors, used everywhere)
+    train, models, hooks   the training loop and splits (03), shared architectures and CAM hooks (04)
+    plots/      figures and widget explorers, one module per chapter (plots.ch01 ... plots.ch05)
+    pretrained/ the course's cached training steps, one module per chapter (pretrained.ch04, .ch05)
+    checks/     check(id, *answers): the framework, and one module of exercise checks per chapter
+    tools/      the authoring tools behind the `course` command; never imported by a notebook
 """
 
 from importlib import import_module

@@ -7,6 +7,11 @@ file, runs `make build`, and every link follows.
 
 from pathlib import Path
 
+__all__ = [
+    "CHAPTER_TITLES", "CHAPTERS_DIR", "CPU_KERNEL", "EXERCISES_DIR", "GITHUB_BRANCH", "GITHUB_REPO",
+    "GPU_KERNEL", "REPO_ROOT", "SOLUTIONS_DIR",
+]
+
 GITHUB_REPO = "dl-course/executable-deep-learning"
 GITHUB_BRANCH = "main"
 

@@ -23,6 +23,11 @@ from importlib import metadata
 import numpy as np
 import torch
 
+__all__ = [
+    "DEFAULT_SEED", "DEFAULT_THREADS", "DEVICE_CHOICES", "get_device", "make_deterministic", "quiet_stderr",
+    "seed_everything", "set_display_defaults", "set_threads", "setup", "summary_line",
+]
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 # Measured on a 2-core machine running two notebooks at once (the test suite's layout): a small
@@ -60,7 +65,7 @@ def get_device(name: str | None = None) -> torch.device:
 
 
 def seed_everything(seed: int = DEFAULT_SEED) -> None:
-    """Seed Python's, NumPy's and torch's global generators (CPU and every GPU). Taught in 01_tensors.
+    """Seed Python's, NumPy's and torch's global generators (CPU and every GPU). Used in 01_tensors, by `setup()`.
 
     Global seeding makes a notebook repeatable on one device. To get the *same numbers* on the CPU
     and the GPU, create random tensors on the CPU with an explicit torch.Generator, then move them.
@@ -71,7 +76,7 @@ def seed_everything(seed: int = DEFAULT_SEED) -> None:
 
 
 def make_deterministic() -> None:
-    """Ask torch for deterministic kernels and full-precision matmuls. Taught in 01_tensors.
+    """Ask torch for deterministic kernels and full-precision matmuls. Used in 01_tensors, by `setup()`.
 
     TF32 would make GPU matmuls differ from the CPU's in the fourth digit, so it is switched off.
     Ops without a deterministic GPU kernel warn instead of failing; those warnings appear on one
@@ -88,6 +93,8 @@ def make_deterministic() -> None:
 
 def set_threads(n: int | None = None) -> int:
     """Fix the CPU thread count of torch and of NumPy's BLAS (COURSE_THREADS, else DEFAULT_THREADS).
+
+    Used in 01_tensors, by `setup()`.
 
     NumPy's BLAS follows COURSE_BLAS_THREADS when it is set: the test suite's second-numerics run
     gives torch two threads and keeps NumPy's OpenBLAS at one, whose threads spin-wait and ran 03
@@ -111,7 +118,7 @@ def set_threads(n: int | None = None) -> int:
 
 
 def set_display_defaults() -> None:
-    """Short, stable printing of tensors and arrays, and compact figures. Taught in 01_tensors."""
+    """Short, stable printing of tensors and arrays, and compact figures. Used in 01_tensors, by `setup()`."""
     torch.set_printoptions(precision=4, sci_mode=None, edgeitems=2, linewidth=100)
     np.set_printoptions(precision=4, suppress=True, edgeitems=2, linewidth=100)
     import matplotlib as mpl
@@ -161,7 +168,7 @@ def _version(package: str) -> str:
 
 
 def summary_line(device: torch.device, threads: int, seed: int) -> str:
-    """The one line `setup()` prints: versions, device, threads and seed."""
+    """The one line `setup()` prints: versions, device, threads and seed. Used in 01_tensors, by `setup()`."""
     torch_version = torch.__version__.split("+")[0]
     return (
         f"course_utils {_version('course-utils')} | Python {platform.python_version()} | "

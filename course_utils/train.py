@@ -21,6 +21,11 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
+__all__ = [
+    "accuracy", "count_parameters", "DIAMOND_FEATURES", "diamonds_split", "DIAMONDS_SUBSET_SEED",
+    "evaluate", "fit", "MNIST_PER_CLASS", "mnist_split", "seeded_loader", "train_epoch",
+]
+
 MNIST_PER_CLASS = 500
 DIAMOND_FEATURES = ("carat", "depth", "table", "x", "y", "z")
 DIAMONDS_SUBSET_SEED = 0
@@ -135,7 +140,7 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def train_epoch(model: nn.Module, dl: Iterable, loss_fn: Callable, opt: torch.optim.Optimizer) -> float:
-    """One pass over `dl` in training mode: forward, loss, backward, step. Taught in 03_nn.
+    """One pass over `dl` in training mode: forward, loss, backward, step. Used in 03_nn, by `fit`.
 
     Returns the epoch's mean training loss, each batch weighted by its size (so it is the average
     over examples, as if the epoch were one batch evaluated with the changing weights).

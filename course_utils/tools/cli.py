@@ -20,6 +20,10 @@ from pathlib import Path
 
 from course_utils import config
 
+__all__ = [
+    "cmd_build", "cmd_compare", "cmd_data", "cmd_doctor", "cmd_grade", "cmd_sweep", "main", "make_parser",
+]
+
 
 def _version(package: str) -> str:
     try:

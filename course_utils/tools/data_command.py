@@ -13,6 +13,8 @@ from course_utils.data import cache
 from course_utils.data.prepare import dataset_table, prepare
 from course_utils.data.registry import DATASETS
 
+__all__ = ["COLUMNS", "format_table", "main", "run", "summary"]
+
 COLUMNS = ("name", "source", "size", "licence", "status")
 
 

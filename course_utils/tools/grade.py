@@ -16,6 +16,8 @@ from course_utils import config
 from course_utils.checks import LINE_PATTERN, PASS_MARK, exercises_of
 from course_utils.tools import pipeline
 
+__all__ = ["chapter_of", "check_lines", "format_table", "grade", "GradeError", "read_notebook", "Result"]
+
 
 class GradeError(RuntimeError):
     """The notebook cannot be graded (unreadable, not a chapter notebook)."""

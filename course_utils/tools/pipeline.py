@@ -25,6 +25,16 @@ from nbformat import NotebookNode
 
 from course_utils import config
 
+__all__ = [
+    "ADDRESS", "all_chapters", "BADGE_LINE", "badge_line", "BEGIN_MARK", "build", "BuildError", "Chapter",
+    "ChapterNotFound", "CHECK_CALL", "COLAB_INSTALL", "colab_install_target", "END_MARK", "execute",
+    "EXERCISE_HEADING", "exercise_spans", "find_chapter", "make_answer_key", "make_exercises", "normalise",
+    "NOTEBOOK_METADATA", "notebook_text", "read_source", "refresh_managed_lines", "relative",
+    "replace_solution_blocks", "SILENCED_CALL", "solution_lines", "SOLUTION_TAG", "stable_ids", "STUB_LINE",
+    "sync_source", "validate_exercises", "variants_from_full", "VOLATILE_MIME", "write_atomic",
+    "write_notebook",
+]
+
 BEGIN_MARK = "# BEGIN SOLUTION"
 END_MARK = "# END SOLUTION"
 STUB_LINE = "...  # your code here"

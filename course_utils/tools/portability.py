@@ -39,6 +39,12 @@ from nbformat import NotebookNode
 from course_utils import config
 from course_utils.tools import pipeline
 
+__all__ = [
+    "answer_differences", "CellDifference", "ChapterRun", "comparable", "differences", "is_compared",
+    "kernel_env", "lesson_cell_pairs", "run_chapter", "SANITIZE_FILE", "sanitize_patterns",
+    "second_numerics_env", "SKIP_COMPARE",
+]
+
 SANITIZE_FILE = config.REPO_ROOT / "tests" / "sanitize.cfg"
 
 # What nbval leaves out of a comparison (nbval.plugin.IPyNbFile.skip_compare, without nbdime).

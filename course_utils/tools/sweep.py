@@ -37,6 +37,12 @@ from nbformat.v4 import new_code_cell
 from course_utils import config
 from course_utils.tools import pipeline
 
+__all__ = [
+    "CLAIM_COMMENT", "claim_comments", "comment_problem", "DEFAULT_SEEDS", "format_results", "OFFSET_STEP",
+    "Quantity", "read_results", "read_spec", "run_offset", "shift_seeds", "spec_path", "sweep",
+    "sweep_notebook", "SweepComment", "SWEEPS_DIR",
+]
+
 SWEEPS_DIR = config.REPO_ROOT / "sweeps"
 DEFAULT_SEEDS = 5
 # Each offset moves every seed by a multiple of this, so shifted seeds never collide with the
