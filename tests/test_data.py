@@ -213,3 +213,21 @@ def test_thermometer_is_still_importable():
 
     t_c, t_u = thermometer()
     assert t_c.dtype == torch.float32 and t_u.shape == (11,)
+
+
+def test_export_png_folders(tmp_path):
+    """The fmnist_png builder's writer: class folders, sizes, RGB pixels, identical bytes on a rerun."""
+    from PIL import Image
+
+    from course_utils.data import export_png_folders
+
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(40, 28, 28, generator=g) * 255).to(torch.uint8).numpy()
+    y = np.arange(40) % 10
+    root = export_png_folders(x, y, x, y, tmp_path / "png", n_train=3, n_valid=1)
+    assert len(list((root / "train" / "T-shirt_top").glob("*.png"))) == 3
+    assert len(list((root / "valid" / "Ankle_boot").glob("*.png"))) == 1
+    img = np.asarray(Image.open(root / "train" / "Trouser" / "00001.png"))
+    assert img.shape == (28, 28, 3) and np.array_equal(img[..., 0], x[1])
+    again = export_png_folders(x, y, x, y, tmp_path / "png2", n_train=3, n_valid=1)
+    assert (root / "train/Bag/00008.png").read_bytes() == (again / "train/Bag/00008.png").read_bytes()
