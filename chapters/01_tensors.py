@@ -329,13 +329,6 @@ plt.show()
 plots.stride_explorer()
 
 # %% [markdown]
-# The explorer's starting view, drawn once for readers of the static page:
-
-# %%
-view, fig = plots.show_view((3, 4), "[:, 1:].t()")
-plt.show()
-
-# %% [markdown]
 # ## 5. Broadcasting
 #
 # Element-wise operations need operands of the same shape, but PyTorch *broadcasts* when they are not.
@@ -812,8 +805,11 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 plots.ct_slicer(vol, spacing)
 
+# %% [markdown]
+# The slicer's starting view (the middle axial slice, soft-tissue window), drawn for readers of the static page:
+
 # %%
-plots.draw_ct_slice(vol, spacing, axis=1, level=40, width=400)
+plots.draw_ct_slice(vol, spacing, axis=0, level=40, width=400)
 plt.show()
 
 # %% [markdown]

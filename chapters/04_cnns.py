@@ -892,7 +892,9 @@ learn = quiet(vision_learner(dls, tiny_resnet_rgb, pretrained=False, metrics=fa_
 print("body ends with:", type(learn.model[0][-1]).__name__, "| head:", [type(m).__name__ for m in learn.model[1]])
 
 # %%
-suggested = learn.lr_find(num_it=40)
+with tempfile.TemporaryDirectory() as tmp:  # lr_find saves the weights and restores them after: not beside the notebook
+    learn.model_dir = tmp
+    suggested = learn.lr_find(num_it=40)
 plt.show()
 print("lr_find returns", type(suggested).__name__)
 

@@ -1,4 +1,4 @@
-"""The check framework: one line, a bool, never an exception, whatever the learner hands in."""
+"""The check framework: one line, a result that is a bool to code that asks, never an exception, whatever the learner hands in."""
 
 import random
 
@@ -31,7 +31,7 @@ def _check_random(answer):
 
 
 def test_correct_answer_prints_one_pass_line_and_returns_true(capsys):
-    assert check("99.1", lambda x: x * x) is True
+    assert check("99.1", lambda x: x * x) == True  # noqa: E712 (a CheckResult, equal to the bool)
     out = capsys.readouterr().out
     assert out == f"{PASS_MARK} 99.1 square a tensor\n"
     assert LINE_PATTERN.match(out.strip())
@@ -52,7 +52,7 @@ def test_correct_answer_prints_one_pass_line_and_returns_true(capsys):
     ],
 )
 def test_wrong_answers_print_one_fail_line_and_return_false(capsys, answer, fragment):
-    assert check("99.1", answer) is False
+    assert check("99.1", answer) == False  # noqa: E712
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith(f"{FAIL_MARK} 99.1 square a tensor: ")
     assert fragment in out
@@ -75,13 +75,13 @@ def test_learner_prints_and_warnings_do_not_reach_the_notebook(capsys):
 
 
 def test_a_bug_inside_a_check_is_reported_not_raised(capsys):
-    assert check("99.2", 1) is False
+    assert check("99.2", 1) == False  # noqa: E712
     assert "could not be checked" in capsys.readouterr().out
 
 
 def test_unknown_ids_are_reported(capsys):
-    assert check("99.99", 1) is False
-    assert check("not-an-id", 1) is False
+    assert check("99.99", 1) == False  # noqa: E712
+    assert check("not-an-id", 1) == False  # noqa: E712
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and all(line.startswith(FAIL_MARK) for line in out)
 
@@ -152,3 +152,41 @@ def test_one_coercer_per_kind_accepts_the_same_answers_in_every_chapter():
         as_array([1.0, 2.0], "a", (3,))
     with pytest.raises(Wrong, match="not answered|your code here|None"):
         as_array(None, "a")
+
+
+def test_the_result_is_a_bool_to_code_that_asks(capsys):
+    passed, failed = check("99.1", lambda x: x * x), check("99.1", None)
+    assert bool(passed) and not failed and passed == True and failed == False  # noqa: E712
+    assert passed != failed and passed == 1 and failed == 0 and passed != "True"
+    assert repr(passed) == str(passed) == "True" and f"{failed}" == "False"
+    assert {passed, True} == {True} and hash(failed) == hash(False)
+    assert all([passed]) and not any([failed])
+    assert passed.line == f"{PASS_MARK} 99.1 square a tensor"
+    assert capsys.readouterr().out.count("\n") == 2
+
+
+@pytest.mark.slow
+def test_a_notebook_cell_ending_in_check_shows_only_the_line(tmp_path):
+    """In a real kernel: the line is the cell's only output (no `True`/`False` execute_result), with and
+    without `;`, while code that uses the result still sees a bool."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from course_utils.tools import pipeline
+
+    setup = "from course_utils.checks import check, exercise\n@exercise('99.1', 'square')\ndef _c(f):\n    assert f(3) == 9, 'no'\n"
+    nb = new_notebook(cells=[
+        new_code_cell(setup),
+        new_code_cell("check('99.1', lambda x: x * x)"),
+        new_code_cell("check('99.1', None)"),
+        new_code_cell("check('99.1', lambda x: x * x);"),
+        new_code_cell("print(check('99.1', lambda x: x * x) == True, bool(check('99.1', None)))"),
+    ])
+    executed = pipeline.execute(nb, cwd=tmp_path, timeout=120)
+    outputs = [[(o.output_type, o.get("name"), o.get("text")) for o in cell.outputs] for cell in executed.cells]
+    assert outputs[1] == [("stream", "stdout", "✅ 99.1 square\n")]
+    assert outputs[2] == [("stream", "stdout", "❌ 99.1 square: your answer could not be checked (TypeError: 'NoneType' object is not callable). Look at what type and shape it has.\n")]
+    assert outputs[3] == outputs[1]
+    assert outputs[4] == [("stream", "stdout", "✅ 99.1 square\n❌ 99.1 square: your answer could not be checked (TypeError: 'NoneType' object is not callable). Look at what type and shape it has.\nTrue False\n")]
+    assert not any(o.output_type == "execute_result" for cell in executed.cells for o in cell.outputs)
+    assert nbformat.validate(executed) is None

@@ -7,6 +7,7 @@ oneDNN/MKL instruction sets one level down, two threads. Its lesson cells must p
 full notebook prints, and its answer cells what the stored answer key prints, after nbval's
 sanitizer: an output that depends on floating-point order fails here, with the chapter, cell and diff.
 nbval runs the full notebook under this machine's own numerics, so each chapter executes once here.
+Nothing but notebooks may be left in the folder the runs use (fastai's `lr_find` once left `models/`).
 One test class per chapter lets pytest-xdist (--dist loadscope) spread chapters over the workers.
 """
 
@@ -30,6 +31,9 @@ def _make_test_class(chapter: pipeline.Chapter):
             assert not [i for passed, i, _ in unsolved if passed], "a stub passed its check"
             assert [i for _, i, _ in solved] == expected
             assert all(passed for passed, _, _ in solved), [f"{i}: {rest}" for p, i, rest in solved if not p]
+            left = [p.name for p in chapter.exercises.parent.iterdir()
+                    if not (p.is_file() and p.suffix == ".ipynb") and p.name != ".ipynb_checkpoints"]
+            assert not left, f"a notebook run left {left} beside the notebooks (use a temporary folder)"
             assert not run.differences, (
                 f"{len(run.differences)} cell(s) print other outputs under second numerics {run.env}:\n\n"
                 + "\n\n".join(map(str, run.differences))

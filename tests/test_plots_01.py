@@ -177,6 +177,27 @@ def test_show_ct_planes_and_slicer():
     assert hasattr(slicer, "redraw")
 
 
+def test_slicer_starts_on_the_view_the_chapter_draws_statically(monkeypatch):
+    """01_tensors draws `draw_ct_slice(vol, spacing, axis=0, level=40, width=400)` beside the slicer for readers
+    without widgets: the slicer's first picture must be that one."""
+    plt = plots.pyplot()
+    monkeypatch.setattr(plt, "show", lambda *a, **k: None)
+    slicer = ct_views.ct_slicer(_volume(), (1.5, 1.0, 1.0))
+    plt.close("all")
+    slicer.redraw()
+    started = plt.gcf().axes[0]
+    static = ct_views.draw_ct_slice(_volume(), (1.5, 1.0, 1.0), axis=0, level=40, width=400)
+    assert np.array_equal(started.get_images()[0].get_array(), static.get_images()[0].get_array())
+    assert started.get_title() == static.get_title() and started.get_images()[0].get_clim() == static.get_images()[0].get_clim()
+
+
+def test_explorers_show_one_line_where_widgets_do_not_run():
+    box = ch01.stride_explorer()
+    assert box._repr_mimebundle_()["text/plain"] == widgets.STATIC_TEXT == repr(box)
+    assert len(widgets.STATIC_TEXT) <= 110  # ipywidgets cuts text/plain there
+    assert repr(ct_views.ct_slicer(_volume())) == widgets.STATIC_TEXT
+
+
 def test_explorer_draws_nothing_until_a_control_changes():
     import ipywidgets
 

@@ -1,4 +1,5 @@
-"""Exercise checks: `check(id, *answers)` prints one ✅/❌ line and returns a bool.
+"""Exercise checks: `check(id, *answers)` prints one ✅/❌ line and returns a `CheckResult`
+(true or false to code that asks; a notebook shows only the line).
 
 The framework is in `framework.py`; each chapter's checks are in `chNN.py` and are imported the first
 time one of that chapter's ids is checked.
@@ -8,6 +9,7 @@ from course_utils.checks.framework import (
     FAIL_MARK,
     LINE_PATTERN,
     PASS_MARK,
+    CheckResult,
     Exercise,
     Wrong,
     check,
@@ -21,6 +23,7 @@ __all__ = [
     "FAIL_MARK",
     "LINE_PATTERN",
     "PASS_MARK",
+    "CheckResult",
     "Exercise",
     "Wrong",
     "check",

@@ -3,7 +3,8 @@
 A chapter's checks live in `course_utils/checks/chNN.py`. Each one is a function registered with
 `@exercise("02.1", "central differences")` that receives the learner's answers and either returns
 (the answer is right) or raises `Wrong("what is wrong, and a hint")`. The framework turns that into
-exactly one printed line and a bool, and never lets anything escape into the notebook:
+exactly one printed line and a `CheckResult` (a bool to any code that asks, and nothing more on the
+page: a cell ending in `check(...)` shows the line alone), and never lets anything escape into the notebook:
 
     ✅ 02.1 central differences
     ❌ 02.1 central differences: deriv(x**2, 3.0) returned 5.0, expected 6.0. Hint: ...
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "F64", "FAIL_MARK", "LINE_PATTERN", "PASS_MARK", "STUB_HINT", "Exercise", "Wrong",
+    "F64", "FAIL_MARK", "LINE_PATTERN", "PASS_MARK", "STUB_HINT", "CheckResult", "Exercise", "Wrong",
     "as_array", "as_bool", "as_float", "as_int", "as_shape", "as_tensor", "assert_close", "call", "check", "exercise",
     "exercises_of", "find_exercise", "generator", "is_stub", "one_line", "require", "require_callable",
     "run_check", "short",
@@ -143,14 +144,52 @@ def _python_and_numpy_rng_kept():
         np.random.set_state(np_state)
 
 
-def check(exercise_id: str, *answers: Any) -> bool:
+class CheckResult:
+    """What `check` returns: whether the answer passed, as a bool to any code that asks.
+
+    `if check(...)`, `assert check(...)`, `check(...) == True`, `bool(check(...))` and `print(...)` all
+    see True or False (`is True` does not: it is not the bool itself). A notebook cell that ends in
+    `check(...)` displays nothing for it (`_ipython_display_`), so the printed ✅/❌ line stands alone,
+    with or without a trailing `;`, in a kernel with history or without (nbval).
+    """
+
+    __slots__ = ("passed", "line")
+
+    def __init__(self, passed: bool, line: str) -> None:
+        self.passed = bool(passed)
+        self.line = line
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CheckResult):
+            return self.passed == other.passed
+        if isinstance(other, (bool, int, np.bool_, np.integer)):
+            return self.passed == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.passed)
+
+    def __repr__(self) -> str:
+        return repr(self.passed)
+
+    __str__ = __repr__
+
+    def _ipython_display_(self) -> None:
+        """IPython shows this instead of an `Out[...]` value: nothing (the check line is already printed)."""
+
+
+def check(exercise_id: str, *answers: Any) -> CheckResult:
     """Check an exercise: print one ✅/❌ line and return whether it passed. Never raises.
 
     Used at the end of every exercise, e.g. `check("02.1", deriv)`. Taught in 01_tensors.
+    The result is a `CheckResult`: true or false to code that asks, and no `True`/`False` echo under the line.
     """
     passed, line = run_check(exercise_id, *answers)
     print(line)
-    return passed
+    return CheckResult(passed, line)
 
 
 def one_line(text: str, limit: int = 300) -> str:

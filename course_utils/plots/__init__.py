@@ -54,7 +54,7 @@ from course_utils.plots.ct_views import ct_slicer, draw_ct_slice, show_ct_planes
 from course_utils.plots.descent import GD_OPTIMIZERS, gd_run
 from course_utils.plots.lm_stream import lm_layout
 from course_utils.plots.op_chain import apply_ops
-from course_utils.plots.widgets import explorer, pyplot
+from course_utils.plots.widgets import STATIC_TEXT, explorer, explorer_box, pyplot
 
 __all__ = [
     *widgets.__all__,

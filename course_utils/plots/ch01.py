@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from course_utils.plots.op_chain import apply_ops
-from course_utils.plots.widgets import pyplot
+from course_utils.plots.widgets import explorer_box, pyplot
 
 __all__ = [
     "describe_view",
@@ -182,7 +182,7 @@ def stride_explorer(shapes=((3, 4), (2, 3, 4), (4, 4), (12,))):
     shape_box.observe(redraw, names="value")
     chain_box.observe(redraw, names="value")
     out.append_stdout("Pick a shape or type an indexing chain to draw it (nothing is drawn until then).\n")
-    box = widgets.VBox([widgets.HBox([shape_box, example_box]), chain_box, out])
+    box = explorer_box([widgets.HBox([shape_box, example_box]), chain_box, out])
     box.redraw = redraw
     return box
 

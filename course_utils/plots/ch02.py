@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from course_utils.plots.descent import GD_OPTIMIZERS, gd_run
-from course_utils.plots.widgets import pyplot
+from course_utils.plots.widgets import explorer_box, pyplot
 
 __all__ = ["draw_gd_explorer", "gd_explorer"]
 
@@ -124,6 +124,6 @@ def gd_explorer(x, y):
     for control in (lr, scale, optimizer, epochs):
         control.observe(redraw, names="value")
     button.on_click(redraw)
-    box = widgets.VBox([widgets.HBox([lr, epochs]), scale, optimizer, button, out])
+    box = explorer_box([widgets.HBox([lr, epochs]), scale, optimizer, button, out])
     box.redraw = redraw  # for tests and scripts: draw with the current settings
     return box

@@ -1,5 +1,9 @@
 """The explorer machinery every chapter's figures share: `explorer()` and the lazy pyplot import.
 
+Every explorer is an `explorer_box`: where widgets do not run (GitHub, nbviewer, the course's stored
+outputs) its cell shows one line saying what it is, not the widget's `VBox(children=(...))` repr, and
+the chapter draws its default view with a plain call in the cell beside it.
+
 Used by the figure modules of 01_tensors to 05_nlp (`ch01` … `ch05`, `ct_views`); 05_nlp also calls
 `explorer` directly. Importing this module imports neither matplotlib nor ipywidgets: both load
 inside the functions, the first time a figure or an explorer is made.
@@ -7,7 +11,11 @@ inside the functions, the first time a figure or an explorer is made.
 
 from __future__ import annotations
 
-__all__ = ["explorer", "pyplot"]
+__all__ = ["STATIC_TEXT", "explorer", "explorer_box", "pyplot"]
+
+# What a page that does not run widgets shows for an explorer's cell (ipywidgets cuts text/plain at 110 characters).
+STATIC_TEXT = "[interactive explorer: run the notebook to use it; the cell beside it draws its default view]"
+_box_class = None
 
 
 def pyplot():
@@ -41,6 +49,25 @@ def explorer(draw, layout=None, note: str = "Move a control to draw with those s
 
     for control in controls.values():
         control.observe(redraw, names="value")
-    box = widgets.VBox([layout if layout is not None else widgets.VBox(list(controls.values())), out])
+    box = explorer_box([layout if layout is not None else widgets.VBox(list(controls.values())), out])
     box.redraw = redraw
     return box
+
+
+def explorer_box(children):
+    """An ipywidgets VBox of `children` whose text form is `STATIC_TEXT`. Used in 01_tensors to 05_nlp (every explorer).
+
+    A notebook front end shows the widget; a page without widgets shows the text/plain form, which for
+    a plain VBox lists every control's settings.
+    """
+    global _box_class
+    import ipywidgets as widgets
+
+    if _box_class is None:
+
+        class ExplorerBox(widgets.VBox):
+            def __repr__(self) -> str:
+                return STATIC_TEXT
+
+        _box_class = ExplorerBox
+    return _box_class(children)

@@ -82,13 +82,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         chapters = [pipeline.find_chapter(n) for n in args.chapters] if args.chapters else pipeline.all_chapters()
     except pipeline.ChapterNotFound as err:
         return _fail(str(err))
-    from course_utils.tools import readme
+    from course_utils.tools import binder, readme
 
     try:
         for chapter in chapters:
             pipeline.build(chapter)
         for path in readme.sync_readmes():
             print(f"{pipeline.relative(path)}: refreshed its generated tables")
+        for path in binder.sync():
+            print(f"{pipeline.relative(path)}: regenerated (Binder)")
     except pipeline.BuildError as err:
         return _fail(str(err))
     return 0
