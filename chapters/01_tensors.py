@@ -29,8 +29,9 @@
 
 # %%
 import sys
-if "google.colab" in sys.modules:  # Colab only: add the course's helper package, keep Colab's torch
-    # %pip install -q --no-deps "git+https://github.com/dl-course/executable-deep-learning@main"
+if "google.colab" in sys.modules:  # Colab only: add the course's package and what Colab lacks, keep Colab's torch
+    # tested against a simulated Colab runtime (2026-12): Python 3.11, torch 2.14.1, fastai 2.8.12, numpy 2.4.6, pandas 3.1.1
+    # %pip install -q "course-utils[colab] @ git+https://github.com/dl-course/executable-deep-learning@main"
 from course_utils import setup, check
 device = setup()
 

@@ -106,12 +106,16 @@ def test_cell_ids_follow_content_not_position():
 
 def test_managed_lines_follow_the_config(monkeypatch):
     monkeypatch.setattr(config, "GITHUB_REPO", "someone/fork")
-    text = '# [![Open In Colab](old)](old)\n    %pip install -q --no-deps "git+https://github.com/a/b@main"'
+    text = ('# [![Open In Colab](old)](old)\nimport sys\nif "google.colab" in sys.modules:  # old comment\n'
+            '    %pip install -q --no-deps "git+https://github.com/a/b@main"\nfrom course_utils import setup')
     fresh = pipeline.refresh_managed_lines(text, CHAPTER.full)
     assert fresh.startswith("# [![Open In Colab]")
     assert "github/someone/fork/blob/main/chapters/02_autograd.ipynb" in fresh
     assert "mybinder.org/v2/gh/someone/fork/main?labpath=chapters%2F02_autograd.ipynb" in fresh
-    assert '"git+https://github.com/someone/fork@main"' in fresh
+    assert '    %pip install -q "course-utils[colab] @ git+https://github.com/someone/fork@main"\n' in fresh
+    assert "--no-deps" not in fresh and "    # tested against a simulated Colab runtime" in fresh
+    assert fresh.endswith("\nfrom course_utils import setup")
+    assert pipeline.refresh_managed_lines(fresh, CHAPTER.full) == fresh  # refreshing twice changes nothing
 
 
 def test_unknown_chapters_are_named_in_the_error():

@@ -119,9 +119,12 @@ def test_finetune_review_lm_from_the_austen_weights_and_from_scratch(tmp_path, m
     dls = pretrained.review_lm_loaders(texts)
     monkeypatch.setattr(pretrained.ch05, "AUSTEN_LM_CONFIG", TINY_LM["config"])  # the tiny Austen model's sizes
     tuned, ppl_tuned = pretrained.finetune_review_lm(dls, folder)
-    _, ppl_again = pretrained.finetune_review_lm(dls, folder)
+    bar = _Bar()
+    bar.reset(total=2 * len(dls.train))
+    _, ppl_again = pretrained.finetune_review_lm(dls, folder, progress=bar)  # with the bar of a first use
     _, ppl_scratch = pretrained.finetune_review_lm(dls, None)
-    assert len(ppl_tuned) == 3 and ppl_tuned == ppl_again  # seeded: the same run twice
+    assert len(ppl_tuned) == 3 and ppl_tuned == ppl_again  # seeded: the same run twice, bar or not
+    assert bar.n == bar.total  # one frozen and one unfrozen epoch
     assert ppl_tuned[-1] < ppl_tuned[0] and ppl_scratch[-1] < ppl_scratch[0]
     assert ppl_tuned[0] < ppl_scratch[0]  # the Austen start already knows these words
     assert tuned.model[0].encoder.weight.shape[0] == len(dls.vocab)
@@ -146,3 +149,39 @@ def test_the_cached_review_lm_when_course_data_prepared_it():
     assert {p.name for p in folder.glob("review_*")} >= {"review_lm.pth", "review_lm.pkl", "review_encoder.pth", "review_lm.json"}
     assert info["texts"] == 4000 and info["vocab_size"] == 3008
     assert info["perplexity_pretrained"][-1] <= 0.7 * info["perplexity_scratch"][-1]
+
+
+# ------------------------------------------------------------------------------------------------
+# Trained on first use (on Colab, or before `course data`): a progress bar that changes nothing
+# ------------------------------------------------------------------------------------------------
+
+
+class _Bar:
+    """Stands in for the tqdm bar of data.prepare.training_bar: records reset(total) and update(n)."""
+
+    def __init__(self):
+        self.total, self.n = None, 0
+
+    def reset(self, total=None):
+        self.total, self.n = total, 0
+
+    def update(self, n=1):
+        self.n += n
+
+
+def test_the_training_steps_advance_their_bar_to_the_end_and_train_the_same_weights():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(10).repeat(20)
+    x = (torch.rand(200, 28, 28, generator=g) * 60).to(torch.uint8)
+    bar = _Bar()
+    m1, _ = pretrained.pretrain(x, y, w=4, epochs=2, per_class=10, batch_size=16, progress=bar)
+    m2, _ = pretrained.pretrain(x, y, w=4, epochs=2, per_class=10, batch_size=16)
+    assert bar.total == 2 * 5 and bar.n == bar.total  # 80 images in batches of 16, twice
+    assert all(torch.equal(p, q) for p, q in zip(m1.state_dict().values(), m2.state_dict().values()))
+
+    bar = _Bar()
+    learn1, info1 = pretrained.pretrain_austen_lm(_tiny_paragraphs(), progress=bar, **TINY_LM)
+    learn2, info2 = pretrained.pretrain_austen_lm(_tiny_paragraphs(), **TINY_LM)
+    assert bar.total == TINY_LM["epochs"] * len(learn1.dls.train) and bar.n == bar.total > 0
+    sd1, sd2 = learn1.model.state_dict(), learn2.model.state_dict()
+    assert info1 == info2 and all(torch.equal(sd1[k], sd2[k]) for k in sd1)

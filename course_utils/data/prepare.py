@@ -9,6 +9,10 @@ A dataset is "ready" when its files match its manifest, and every input (another
 from, declared in the registry) is ready and has the fingerprint the manifest recorded when it was
 built (see cache.fingerprint). So bumping an input's version, or rebuilding it into other bytes,
 makes everything made from it "outdated", and `ensure` builds it again, input first.
+
+A trained dataset (a model the course trains itself) that a loader has to build announces itself with
+one line, what is trained and about how long it takes, and its builder shows a progress bar
+(`training_bar`): on Colab, or anywhere before `course data` ran, the first use trains it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from course_utils.data.online import online_enabled
 from course_utils.data.registry import DATASETS, Dataset, build_order, get, resolve
 from course_utils.data.sources import Workspace
 
-__all__ = ["Result", "dataset_table", "ensure", "prepare", "readiness", "status"]
+__all__ = ["Result", "dataset_table", "ensure", "prepare", "readiness", "status", "training_bar", "training_note"]
 
 
 @dataclass
@@ -68,7 +72,10 @@ def _build(dataset: Dataset, root: Path, online: bool, cache_state: str) -> str:
             staged = work / f"stage-{number}"
             staged.mkdir()
             try:
-                resolve(dataset.build)(source.fetch(workspace), staged, **dataset.build_args)
+                material = source.fetch(workspace)
+                if dataset.trained:
+                    _announce(training_note(dataset))
+                resolve(dataset.build)(material, staged, **dataset.build_args)
             except (SourceFailed, ImportError) as err:
                 attempts.append((source.description, str(err)))
                 continue
@@ -93,6 +100,32 @@ def _build(dataset: Dataset, root: Path, online: bool, cache_state: str) -> str:
     if not online and any(source.kind == "online" for source in dataset.sources):
         hint = "Or set COURSE_ONLINE=1 (or pass online=True) to download the original."
     raise DataUnavailable(dataset.name, attempts, hint)
+
+
+def training_note(dataset: Dataset) -> str:
+    """The one line printed before a trained dataset is trained: what, and about how long it takes."""
+    minutes = f"{dataset.train_minutes:g} minute{'' if dataset.train_minutes == 1 else 's'}"
+    return (
+        f"Training {dataset.train_what} once: about {minutes} on one CPU thread (the CPU even beside a GPU: "
+        "the same weights for every learner); later runs load it."
+    )
+
+
+def _announce(line: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(line)  # between the lines of any progress bar on the terminal (`course data`)
+
+
+def training_bar(desc: str, total: int | None = None):
+    """A progress bar (tqdm.auto: a widget in a notebook) for a trained dataset's builder, in batches.
+
+    It disappears when done. A builder that learns its number of batches only later calls
+    `bar.reset(total=n)`. Use as a context manager.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, mininterval=0.5)
 
 
 def prepare(

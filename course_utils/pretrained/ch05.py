@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from course_utils.data import ensure
+from course_utils.data.prepare import training_bar
 
 __all__ = [
     "AUSTEN_LM_BOOKS",
@@ -62,7 +63,7 @@ def austen_paragraphs(text: str) -> list[str]:
 
 def pretrain_austen_lm(paragraphs: list[str], epochs: int = 5, lr: float = 1e-2, seed: int = 42,
                        config: dict | None = None, drop_mult: float = 0.3, max_vocab: int = 3000,
-                       min_freq: int = 3, bs: int = 64, seq_len: int = 72, valid_pct: float = 0.1):
+                       min_freq: int = 3, bs: int = 64, seq_len: int = 72, valid_pct: float = 0.1, progress=None):
     """ULMFiT's stage 1 on the CPU: fastai's AWD-LSTM language model trained on `paragraphs`. Used in 05_nlp.
 
     The fastai recipe of the chapter: `TextBlock.from_df(is_lm=True, max_vocab, min_freq)` (tokenized in
@@ -72,7 +73,8 @@ def pretrain_austen_lm(paragraphs: list[str], epochs: int = 5, lr: float = 1e-2,
     It runs on the CPU with one torch thread, silently (no bars, no epoch table), and leaves the caller's
     random generators, thread count and cuDNN flags as they were. Returns (learner, info) where info
     holds the settings, 'vocab_size', the per-epoch 'history' and the last epoch's 'valid_loss',
-    'valid_accuracy' and 'valid_perplexity'.
+    'valid_accuracy' and 'valid_perplexity'. `progress`, a tqdm bar or None, is told the number of training
+    batches and advanced once per batch.
     """
     import random
     import warnings
@@ -102,8 +104,10 @@ def pretrain_austen_lm(paragraphs: list[str], epochs: int = 5, lr: float = 1e-2,
             set_seed(seed, reproducible=True)
             learn = language_model_learner(dls, AWD_LSTM, config=dict(awd_lstm_lm_config, **config), pretrained=False,
                                            drop_mult=drop_mult, metrics=[accuracy, Perplexity()])
+            if progress is not None:
+                progress.reset(total=epochs * len(dls.train))
             with learn.no_bar(), learn.no_logging():
-                learn.fit_one_cycle(epochs, lr)
+                learn.fit_one_cycle(epochs, lr, cbs=_progress_callbacks(progress))
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
@@ -134,6 +138,20 @@ def pretrain_austen_lm(paragraphs: list[str], epochs: int = 5, lr: float = 1e-2,
     return learn, info
 
 
+def _progress_callbacks(progress) -> list:
+    """A fastai callback advancing `progress` (a tqdm bar) once per training batch; none without a bar."""
+    if progress is None:
+        return []
+    from fastai.callback.core import Callback
+
+    class TrainingBar(Callback):
+        def after_batch(self):
+            if self.training:
+                progress.update(1)
+
+    return [TrainingBar()]
+
+
 def save_austen_lm(learn, info: dict, folder: Path) -> Path:
     """Write the stage-1 LM as fastai's pretrained format: <name>.pth (state dict), <name>.pkl (vocab), <name>.json.
 
@@ -162,7 +180,8 @@ def build_austen_lm(source: tuple[Path, ...], out: Path) -> None:
     """
     folder = Path(source[0]).parent
     paragraphs = [p for book in AUSTEN_LM_BOOKS for p in austen_paragraphs((folder / f"{book}.txt").read_text(encoding="utf-8"))]
-    learn, info = pretrain_austen_lm(paragraphs)
+    with training_bar(AUSTEN_LM_NAME) as bar:
+        learn, info = pretrain_austen_lm(paragraphs, progress=bar)
     info["books"] = list(AUSTEN_LM_BOOKS)
     save_austen_lm(learn, info, out / "models")
 
@@ -252,14 +271,14 @@ def review_lm_loaders(texts: list[str], seed: int = 42, device: str | torch.devi
                                   device=device, path=path or Path("."))
 
 
-def finetune_review_lm(dls, austen_folder: Path | None, seed: int = 42):
+def finetune_review_lm(dls, austen_folder: Path | None, seed: int = 42, progress=None):
     """Stage 2 for one starting point: (learner, [perplexity before, after 1 frozen epoch, after 1 unfrozen]).
 
     With `austen_folder`, the LM starts from the Austen weights (`pretrained_fnames`: `match_embeds` gives
     review words Austen knew their Austen rows, new words the mean row), trains 1 epoch frozen (embeddings
     and decoder; `fit_one_cycle(1, 2e-2)`), then 1 epoch unfrozen (`fit_one_cycle(1, 1e-2)`). With None,
-    the same model from random weights gets the same two calls. Seeded before the model is built; silent.
-    Used in 05_nlp.
+    the same model from random weights gets the same two calls. Seeded before the model is built; silent,
+    except that `progress` (a tqdm bar or None) is advanced once per training batch. Used in 05_nlp.
     """
     import random
     import warnings
@@ -277,10 +296,10 @@ def finetune_review_lm(dls, austen_folder: Path | None, seed: int = 42):
                                        drop_mult=0.3, metrics=[accuracy, Perplexity()], **start)
         with learn.no_bar(), learn.no_logging():
             perplexity = [float(learn.validate()[2])]
-            learn.fit_one_cycle(1, 2e-2)  # pretrained: load_pretrained froze all but the embeddings and decoder
+            learn.fit_one_cycle(1, 2e-2, cbs=_progress_callbacks(progress))  # pretrained: all frozen but embeddings, decoder
             perplexity.append(float(learn.recorder.values[-1][3]))
             learn.unfreeze()
-            learn.fit_one_cycle(1, 1e-2)
+            learn.fit_one_cycle(1, 1e-2, cbs=_progress_callbacks(progress))
             perplexity.append(float(learn.recorder.values[-1][3]))
     return learn, perplexity
 
@@ -306,10 +325,11 @@ def build_review_lm(source: tuple[Path, ...], out: Path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), training_bar(REVIEW_LM_NAME) as bar:
             dls = review_lm_loaders(texts)
-            learn, ppl_pretrained = finetune_review_lm(dls, austen_folder)
-            _, ppl_scratch = finetune_review_lm(dls, None)
+            bar.reset(total=2 * 2 * len(dls.train))  # two starting points, two one-epoch fits each
+            learn, ppl_pretrained = finetune_review_lm(dls, austen_folder, progress=bar)
+            _, ppl_scratch = finetune_review_lm(dls, None, progress=bar)
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)

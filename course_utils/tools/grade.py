@@ -4,8 +4,8 @@ The notebook is executed top to bottom on the CPU kernel, errors allowed (a brok
 not hide the exercises after it). Every `check(...)` prints one line; the last line printed for each
 exercise id decides its result. Exercises the notebook never checked are reported as "not run".
 
-The kernel's sockets are encrypted (CurveZMQ, which the course kernels declare in their kernelspec), so
-the output opens with the table, not with ipykernel's "Kernel is running over TCP without encryption".
+The kernel's sockets are encrypted (see `pipeline.execute`), so the output opens with the table, not
+with ipykernel's "Kernel is running over TCP without encryption".
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from course_utils.checks import LINE_PATTERN, PASS_MARK, exercises_of
 from course_utils.tools import pipeline
 
 __all__ = [
-    "chapter_of", "check_lines", "execute_encrypted", "format_table", "grade", "GradeError", "read_notebook", "Result",
+    "chapter_of", "check_lines", "format_table", "grade", "GradeError", "read_notebook", "Result",
 ]
 
 
@@ -77,7 +77,7 @@ def grade(path: Path, kernel_name: str = config.CPU_KERNEL, timeout: int = 900) 
     exercises = exercises_of(chapter)
     if not exercises:
         raise GradeError(f"cannot grade {path}: chapter {chapter} has no registered exercises")
-    executed = execute_encrypted(nb, cwd=path.resolve().parent, kernel_name=kernel_name, timeout=timeout)
+    executed = pipeline.execute(nb, cwd=path.resolve().parent, kernel_name=kernel_name, allow_errors=True, timeout=timeout)
     last: dict[str, tuple[bool, str]] = {}
     for passed, exercise_id, rest in check_lines(executed):
         last[exercise_id] = (passed, rest)
@@ -90,40 +90,6 @@ def grade(path: Path, kernel_name: str = config.CPU_KERNEL, timeout: int = 900) 
         message = rest[len(ex.title) :].lstrip(": ") if rest.startswith(ex.title) else rest
         results.append(Result(ex.id, ex.title, "passed" if passed else "failed", "" if passed else message))
     return results
-
-
-def execute_encrypted(
-    nb: nbformat.NotebookNode, cwd: Path, kernel_name: str = config.CPU_KERNEL, timeout: int = 900
-) -> nbformat.NotebookNode:
-    """`pipeline.execute` with errors allowed, on a kernel whose sockets use CurveZMQ encryption.
-
-    jupyter_client provisions the keys when asked (`transport_encryption="auto"`) and the kernelspec
-    declares `supported_encryption: ["curve"]` (ipykernel writes that into every kernelspec it
-    installs, the course's included). Over plain TCP ipykernel logs a warning to the terminal
-    instead; a kernelspec without the declaration still runs, unencrypted.
-    """
-    import copy
-
-    from jupyter_client.kernelspec import NoSuchKernel
-    from jupyter_client.manager import KernelManager
-    from nbclient import NotebookClient
-
-    try:
-        KernelManager(transport_encryption="auto")  # refused where pyzmq was built without CurveZMQ
-        encryption = {"transport_encryption": "auto"}
-    except Exception:
-        encryption = {}
-
-    nb = copy.deepcopy(nb)
-    client = NotebookClient(
-        nb, kernel_name=kernel_name, timeout=timeout, allow_errors=True, record_timing=False,
-        resources={"metadata": {"path": str(cwd)}},
-    )
-    try:
-        client.execute(**encryption)
-    except NoSuchKernel as err:
-        raise pipeline.BuildError(f"the Jupyter kernel {kernel_name!r} is not installed: run `make setup`") from err
-    return nb
 
 
 def format_table(results: list[Result], name: str) -> str:

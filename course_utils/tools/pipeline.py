@@ -27,7 +27,8 @@ from course_utils import config
 
 __all__ = [
     "ADDRESS", "all_chapters", "BADGE_LINE", "badge_line", "BEGIN_MARK", "build", "BuildError", "Chapter",
-    "ChapterNotFound", "CHECK_CALL", "COLAB_INSTALL", "colab_install_target", "END_MARK", "execute",
+    "ChapterNotFound", "CHECK_CALL", "colab_install_command", "colab_install_target", "colab_runtime_line",
+    "COLAB_SETUP", "END_MARK", "execute",
     "EXERCISE_HEADING", "exercise_spans", "find_chapter", "make_answer_key", "make_exercises", "normalise",
     "NOTEBOOK_METADATA", "notebook_text", "read_source", "refresh_managed_lines", "relative",
     "replace_solution_blocks", "SILENCED_CALL", "solution_lines", "SOLUTION_TAG", "stable_ids", "STUB_LINE",
@@ -46,7 +47,15 @@ CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d\d\.\d+)["']""")
 # nbval's would then disagree on whether the returned bool is shown.
 SILENCED_CALL = re.compile(r"\)\s*;\s*$", re.MULTILINE)
 BADGE_LINE = re.compile(r"^(# )?\[!\[Open In Colab\]\(.*$", re.MULTILINE)
-COLAB_INSTALL = re.compile(r"git\+https://github\.com/[^\"'\s]+")
+# The Colab guard of the set-up cell: its `if` line, the comment that states the Colab runtime, and the
+# `%pip install` line (written `# %pip` in the .py). All three are managed; an older guard without the
+# runtime comment matches too, so `course build` brings it up to date.
+COLAB_SETUP = re.compile(
+    r'^(?P<indent>[ \t]*)if "google\.colab" in sys\.modules:[^\n]*\n'
+    r"(?:[ \t]*# (?!%pip)[^\n]*\n)?"
+    r"(?P<body>[ \t]*)(?P<hash># )?%pip install [^\n]*$",
+    re.MULTILINE,
+)
 
 NOTEBOOK_METADATA = {
     "jupytext": {"formats": "ipynb,py:percent"},
@@ -139,16 +148,42 @@ def colab_install_target() -> str:
     return f"git+https://github.com/{config.GITHUB_REPO}@{config.GITHUB_BRANCH}"
 
 
-def refresh_managed_lines(text: str, notebook_path: Path) -> str:
-    """Rewrite the badge line and the Colab install target from course_utils.config.
+def colab_install_command() -> str:
+    """The install line of the Colab guard: the course's package with the extra of what Colab lacks.
 
-    Works on a .py source (where markdown lines start with "# ") and on a cell's source alike.
+    Plain dependencies, no --no-deps and no pins: what Colab ships (torch above all) already satisfies
+    them and stays; pip adds only what is missing (config.COLAB_RUNTIME, pyproject's [colab]).
+    """
+    return f'%pip install -q "{config.DISTRIBUTION}[{config.COLAB_EXTRA}] @ {colab_install_target()}"'
+
+
+def colab_runtime_line() -> str:
+    """The comment under the Colab guard that states the runtime the course was tested against."""
+    runtime = config.COLAB_RUNTIME
+    ships = runtime["ships"]
+    versions = ", ".join(f"{name} {ships[name]}" for name in ("torch", "fastai", "numpy", "pandas"))
+    return f"# tested against a simulated Colab runtime ({runtime['date']}): Python {runtime['python']}, {versions}"
+
+
+def refresh_managed_lines(text: str, notebook_path: Path) -> str:
+    """Rewrite the badge line and the Colab guard (runtime comment, install line) from course_utils.config.
+
+    Works on a .py source (where markdown lines start with "# " and the magic is written `# %pip`) and
+    on a cell's source alike.
     """
     def badge(match: re.Match) -> str:
         return (match.group(1) or "") + badge_line(notebook_path)
 
+    def guard(match: re.Match) -> str:
+        indent, body = match.group("indent"), match.group("body")
+        return (
+            f'{indent}if "google.colab" in sys.modules:  # Colab only: add the course\'s package and what Colab lacks, keep Colab\'s torch\n'
+            f"{body}{colab_runtime_line()}\n"
+            f"{body}{match.group('hash') or ''}{colab_install_command()}"
+        )
+
     text = BADGE_LINE.sub(badge, text)
-    return COLAB_INSTALL.sub(colab_install_target(), text)
+    return COLAB_SETUP.sub(guard, text)
 
 
 def read_source(chapter: Chapter) -> NotebookNode:
@@ -209,9 +244,21 @@ def execute(
 
     `env`, when given, is the kernel's whole environment (the kernelspec's variables still apply on
     top); the portability test uses it to start a kernel with other numerics.
+
+    The kernel's sockets use CurveZMQ encryption where pyzmq supports it: jupyter_client provisions the
+    keys (`transport_encryption="auto"`) and ipykernel declares support in every kernelspec it writes.
+    Over plain TCP ipykernel prints "Kernel is running over TCP without encryption" to the terminal.
     """
     from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
+
+    options: dict = {} if env is None else {"env": env}
+    try:
+        KernelManager(transport_encryption="auto")  # refused where pyzmq was built without CurveZMQ
+        options["transport_encryption"] = "auto"
+    except Exception:
+        pass
 
     nb = copy.deepcopy(nb)
     client = NotebookClient(
@@ -223,7 +270,7 @@ def execute(
         resources={"metadata": {"path": str(cwd)}},
     )
     try:
-        client.execute(**({"env": env} if env is not None else {}))
+        client.execute(**options)
     except NoSuchKernel as err:
         raise BuildError(f"the Jupyter kernel {kernel_name!r} is not installed: run `make setup`") from err
     return nb
@@ -433,8 +480,15 @@ def write_notebook(nb: NotebookNode, path: Path) -> None:
 
 
 def variants_from_full(full: NotebookNode, chapter: Chapter) -> dict[Path, NotebookNode]:
-    """The exercise notebook and the answer key, derived from an executed full notebook."""
-    return {chapter.exercises: make_exercises(full, chapter), chapter.solutions: make_answer_key(full, chapter)}
+    """The exercise notebook and the answer key, derived from an executed full notebook.
+
+    Only the full notebook is paired with the chapter's .py: a learner who saves the exercise
+    notebook in JupyterLab gets no stray .py written beside it.
+    """
+    variants = {chapter.exercises: make_exercises(full, chapter), chapter.solutions: make_answer_key(full, chapter)}
+    for nb in variants.values():
+        nb.metadata.pop("jupytext", None)
+    return variants
 
 
 def build(chapter: Chapter, log=print) -> None:
@@ -447,4 +501,6 @@ def build(chapter: Chapter, log=print) -> None:
     write_notebook(full, chapter.full)
     for path, nb in variants_from_full(full, chapter).items():
         write_notebook(nb, path)
+    # JupyterLab's jupytext refuses to open a paired notebook that is newer than its .py; the .py is the source.
+    os.utime(chapter.source)
     log(f"{chapter.slug}: wrote {relative(chapter.full)}, {relative(chapter.exercises)}, {relative(chapter.solutions)}")
