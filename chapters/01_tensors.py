@@ -1360,9 +1360,10 @@ check("01.6", normalize_channels)
 # ### Exercise 01.7 · Matrix multiplication, two more ways (difficulty 2)
 #
 # Write `matmul_one_loop(a, b)` with a single Python loop over the **columns** of `b` (section 6 looped over the
-# rows of `a`), using broadcasting inside the loop; and `matmul_einsum(a, b)` with no loop at all. Both take an
-# `(m, k)` and a `(k, n)` float tensor and return `(m, n)`. The check compares with `a @ b` on several shapes and
-# times `matmul_einsum` against a three-loop version.
+# rows of `a`), using broadcasting inside the loop; and `matmul_einsum(a, b)` with one `torch.einsum` call and no
+# loop at all. Neither may call a ready-made product (`@`, `torch.matmul`, `mm`, ...). Both take an `(m, k)` and a
+# `(k, n)` float tensor and return `(m, n)`. The check compares with `a @ b` on several shapes and counts the torch
+# calls each version makes as the sizes grow.
 
 # %%
 def matmul_one_loop(a, b):

@@ -45,6 +45,24 @@ def test_01_1_wrong_field_is_named(field, value):
     fails("01.1", {**RIGHT_01_1, field: value}, mentions=field)
 
 
+# Plausible slips, each with the value the ❌ line must not give away (a predict exercise).
+@pytest.mark.parametrize("field, value", [
+    ("storage_offset", 3),          # counts the start of row 1 only, not the column step
+    ("storage_offset", 1),          # the offset of c[0, 0] within b's row
+    ("stride", (2, 1)),             # the strides of a fresh 2×2 tensor
+    ("stride", (1, 3)),             # row and column steps swapped
+    ("shape", (2, 3)),              # slices only the columns' start
+    ("is_contiguous", True),        # a slice of a contiguous tensor taken to be contiguous
+    ("a_b_share_storage", False),   # view taken for a copy
+])
+def test_01_1_hint_does_not_give_the_answer(field, value):
+    line = fails("01.1", {**RIGHT_01_1, field: value}, mentions=field)
+    truth = {"shape": "(2, 2)", "storage_offset": "4", "stride": "(3, 1)", "is_contiguous": "False",
+             "a_b_share_storage": "True"}[field]
+    assert truth not in line.split(":", 1)[1], line
+    assert "True" not in line and "False" not in line, line
+
+
 @pytest.mark.parametrize("answer", [..., None, [1, 2], {"shape": (2, 2)}])
 def test_01_1_stub_and_wrong_types(answer):
     fails("01.1", answer)
@@ -151,6 +169,21 @@ def broadcast_right(s1, s2):
     return torch.Size(out)
 
 
+def broadcast_with_size_tensors(s1, s2):  # the rules, computed on tensors of sizes: allowed
+    n = max(len(s1), len(s2))
+    d1 = torch.tensor([1] * (n - len(s1)) + list(s1), dtype=torch.long)
+    d2 = torch.tensor([1] * (n - len(s2)) + list(s2), dtype=torch.long)
+    if ((d1 != d2) & (d1 != 1) & (d2 != 1)).any():
+        return None
+    return tuple(torch.where(d1 == 1, d2, d1).tolist())
+
+
+def test_01_5_right():
+    passes("01.5", broadcast_right)
+    passes("01.5", broadcast_with_size_tensors)
+
+
+# The forbidden shortcuts (the prompt: "Do not call torch.broadcast_shapes"): right numbers, wrong exercise.
 def broadcast_by_torch(s1, s2):
     try:
         return tuple(torch.broadcast_shapes(tuple(s1), tuple(s2)))
@@ -158,9 +191,36 @@ def broadcast_by_torch(s1, s2):
         return None
 
 
-def test_01_5_right():
-    passes("01.5", broadcast_right)
-    passes("01.5", broadcast_by_torch)
+def broadcast_by_tensors(s1, s2):  # lets torch broadcast two empty tensors
+    try:
+        return tuple((torch.empty(s1) + torch.empty(s2)).shape)
+    except RuntimeError:
+        return None
+
+
+def broadcast_by_numpy(s1, s2):
+    try:
+        return np.broadcast_shapes(s1, s2)
+    except ValueError:
+        return None
+
+
+def test_01_5_forbidden_shortcuts():
+    for shortcut in (broadcast_by_torch, broadcast_by_numpy):
+        line = fails("01.5", shortcut, mentions="forbids")
+        assert "broadcast_shapes" in line and "Hint:" in line, line
+    from torch import broadcast_shapes as imported_early  # caught however it was imported
+
+    def broadcast_imported(s1, s2):
+        try:
+            return tuple(imported_early(s1, s2))
+        except RuntimeError:
+            return None
+
+    fails("01.5", broadcast_imported, mentions="torch.broadcast_shapes")
+    fails("01.5", broadcast_by_tensors, mentions="builds tensors of those shapes")
+    fails("01.5", lambda s1, s2: tuple(torch.broadcast_tensors(torch.zeros(s1), torch.zeros(s2))[0].shape),
+          mentions="forbids")
 
 
 def test_01_5_wrong():
@@ -217,8 +277,8 @@ def test_01_6_stub_and_crash():
 # ------------------------------------------------------------------------------------------------
 
 
-def one_loop_rows(a, b):
-    return torch.stack([(a[i][:, None] * b).sum(0) for i in range(a.shape[0])])
+def one_loop_columns(a, b):  # one loop over the columns of b, broadcasting inside
+    return torch.stack([(a * col).sum(1) for col in b.unbind(1)], dim=1)
 
 
 def einsum_right(a, b):
@@ -226,31 +286,69 @@ def einsum_right(a, b):
 
 
 def test_01_7_right():
-    passes("01.7", one_loop_rows, einsum_right)
-    passes("01.7", one_loop_rows, lambda a, b: torch.matmul(a, b))
+    passes("01.7", one_loop_columns, einsum_right)
+
+    def columns_filled_in(a, b):
+        out = a.new_empty(a.shape[0], b.shape[1])
+        for j in range(b.shape[1]):
+            out[:, j] = torch.sum(a * b[:, j][None, :], dim=1)
+        return out
+
+    passes("01.7", columns_filled_in, lambda a, b: torch.einsum("ij,jk", a, b))  # implicit output
 
 
 def test_01_7_wrong():
     fails("01.7", lambda a, b: (a[:, :, None] * b[None]).sum(0), einsum_right)  # sums the wrong axis
-    fails("01.7", one_loop_rows, lambda a, b: torch.einsum("ik,kj->ji", a, b))  # transposed result
-    fails("01.7", one_loop_rows, lambda a, b: torch.einsum("ik,kj->ik", a, b))  # keeps k instead of summing it
+    fails("01.7", one_loop_columns, lambda a, b: torch.einsum("ik,kj->ji", a, b))  # transposed result
+    fails("01.7", one_loop_columns, lambda a, b: torch.einsum("ik,kj->ik", a, b))  # keeps k instead of summing it
 
     def python_loops(a, b):  # right numbers, but three Python loops over lists: few torch calls
         aa, bb = a.tolist(), b.tolist()
         rows = [[sum(aa[i][p] * bb[p][j] for p in range(len(bb))) for j in range(len(bb[0]))] for i in range(len(aa))]
         return torch.tensor(rows)
 
-    fails("01.7", one_loop_rows, python_loops, mentions="Python loop")
+    fails("01.7", one_loop_columns, python_loops, mentions="Python loop")
 
     def einsum_per_row(a, b):  # right numbers, but a Python loop of torch calls
         return torch.stack([torch.einsum("k,kj->j", a[i], b) for i in range(a.shape[0])])
 
-    fails("01.7", one_loop_rows, einsum_per_row, mentions="torch calls")
+    fails("01.7", one_loop_columns, einsum_per_row, mentions="torch calls")
+
+
+def test_01_7_one_loop_shortcuts_and_wrong_loops():
+    # The ready-made product, alone or inside the loop (right numbers, not the exercise).
+    fails("01.7", lambda a, b: a @ b, einsum_right, mentions="ready-made product")
+    fails("01.7", lambda a, b: torch.stack([a @ b[:, j] for j in range(b.shape[1])], 1), einsum_right,
+          mentions="torch.matmul")
+    fails("01.7", lambda a, b: torch.stack([torch.mv(a, col) for col in b.T], 1), einsum_right, mentions="torch.mv")
+    fails("01.7", lambda a, b: torch.einsum("ik,kj->ij", a, b), einsum_right, mentions="torch.einsum")
+
+    def rows_like_section_6(a, b):  # loops over the rows of a, as section 6 did
+        return torch.stack([(a[i][:, None] * b).sum(0) for i in range(a.shape[0])])
+
+    fails("01.7", rows_like_section_6, einsum_right, mentions="rows of a")
+
+    def over_k(a, b):  # one loop, but over the inner size: a sum of outer products
+        c = torch.zeros(a.shape[0], b.shape[1])
+        for p in range(a.shape[1]):
+            c += a[:, p:p + 1] * b[p:p + 1, :]
+        return c
+
+    fails("01.7", over_k, einsum_right, mentions="loops over k")
+    fails("01.7", lambda a, b: (a[:, :, None] * b[None]).sum(1), einsum_right, mentions="no loop over the columns")
+
+
+def test_01_7_einsum_shortcuts():
+    fails("01.7", one_loop_columns, lambda a, b: torch.matmul(a, b), mentions="asks for torch.einsum")
+    fails("01.7", one_loop_columns, lambda a, b: a @ b, mentions="`@`")
+    fails("01.7", one_loop_columns, lambda a, b: torch.mm(a, b), mentions="torch.mm")
+    # no loop, right numbers, but broadcasting instead of einsum
+    fails("01.7", one_loop_columns, lambda a, b: (a[:, :, None] * b[None]).sum(1), mentions="never calls torch.einsum")
 
 
 def test_01_7_stub_and_crash():
     fails("01.7", ..., einsum_right)
-    fails("01.7", one_loop_rows, lambda a, b: None, mentions="returned None")
+    fails("01.7", one_loop_columns, lambda a, b: None, mentions="returned None")
     fails("01.7", boom, einsum_right, mentions="raised")
 
 

@@ -150,6 +150,24 @@ def test_02_4_wrong_items_are_named():
     fails("02.4", "12", None, "False", "False", mentions="should be")
 
 
+# Plausible slips; the ❌ line names the item and must not state its value (12, None, False).
+@pytest.mark.parametrize("answers, item", [
+    ((6.0, None, False, False), "(a)"),                  # forgot that backward() accumulates
+    ((9.0, None, False, False), "(a)"),                  # took y = x ** 2 itself, not its derivative
+    ((0.0, None, False, False), "(a)"),                  # thought the second backward() resets .grad
+    ((12.0, torch.zeros(3), False, False), "(b)"),       # zeros, as before PyTorch 2.0
+    ((12.0, 0.0, False, False), "(b)"),
+    ((12.0, torch.full((3,), 2.0), False, False), "(b)"),  # the gradient left untouched
+    ((12.0, None, True, False), "(c)"),                  # detach() taken to keep tracking
+    ((12.0, None, False, True), "(d)"),                  # x requires grad, so everything derived from it does
+])
+def test_02_4_hint_does_not_give_the_answer(answers, item):
+    line = fails("02.4", *answers, mentions=item)
+    message = line.split(":", 1)[1]
+    assert "12" not in message and "None" not in message and "False" not in message, line
+    assert "section" in message, line  # points at where to reread
+
+
 def test_02_4_stubs():
     fails("02.4", ..., ..., ..., ..., mentions="not answered")
     fails("02.4", 12.0, ..., False, False, mentions="(b) grad_after_zero_grad")

@@ -243,11 +243,86 @@ class BlockWritten(nn.Module):  # written out without the course's classes
         return F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))) + self.idconv(self.pool(x)))
 
 
+class BlockIdFirst(nn.Module):  # another correct spelling: identity path registered and run first, other names
+    def __init__(self, ni, nf, stride=1):
+        super().__init__()
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, ceil_mode=True) if stride == 2 else nn.Identity())
+        if ni != nf:
+            self.shortcut.extend([nn.Conv2d(ni, nf, 1, bias=False), nn.BatchNorm2d(nf)])
+        self.branch = nn.Sequential(nn.Conv2d(ni, nf, 3, stride, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU(),
+                                    nn.Conv2d(nf, nf, 3, 1, 1, bias=False), nn.BatchNorm2d(nf))
+        self.branch[-1].weight.data.zero_()
+
+    def forward(self, x):
+        skip = self.shortcut(x)
+        return (self.branch(x) + skip).clamp_min(0)
+
+
+# Planted mistakes that the zero γ hides at initialization: each is ResBlock with one thing changed.
+
+
+class BlockZeroFirst(ResBlock):  # zero γ on the first BN instead of the last
+    def __init__(self, ni, nf, stride=1):
+        super().__init__(ni, nf, stride)
+        nn.init.ones_(self.convs[1][1].weight)
+        nn.init.zeros_(self.convs[0][1].weight)
+
+
+class BlockZeroBoth(ResBlock):  # zero γ on both BNs of the conv path
+    def __init__(self, ni, nf, stride=1):
+        super().__init__(ni, nf, stride)
+        nn.init.zeros_(self.convs[0][1].weight)
+
+
+class BlockNoInnerReLU(ResBlock):
+    def __init__(self, ni, nf, stride=1):
+        super().__init__(ni, nf, stride)
+        self.convs[0] = self.convs[0][:2]
+
+
+class BlockStrideSecond(ResBlock):  # same shapes and parameter count, stride on the wrong conv
+    def __init__(self, ni, nf, stride=1):
+        super().__init__(ni, nf, stride)
+        self.convs[0][0].stride, self.convs[1][0].stride = (1, 1), (stride, stride)
+
+
+class BlockConvsNeverRun(ResBlock):
+    def forward(self, x):
+        return F.relu(self.idconv(self.pool(x)))
+
+
+class BlockConvsDropped(ResBlock):  # the conv path runs, but its result is overwritten
+    def forward(self, x):
+        out = self.convs(x)
+        out = self.idconv(self.pool(x))
+        return F.relu(out)
+
+
+class BlockReLUAfterLastBN(ResBlock):
+    def __init__(self, ni, nf, stride=1):
+        super().__init__(ni, nf, stride)
+        self.convs[1].append(nn.ReLU())
+
+
+class BlockNoFinalReLU(ResBlock):
+    def forward(self, x):
+        return self.convs(x) + self.idconv(self.pool(x))
+
+
 def test_04_8():
     passes("04.8", BlockWritten)
+    passes("04.8", BlockIdFirst)
     passes("04.8", ResBlock)
-    fails("04.8", BlockNoZero)
-    fails("04.8", BlockFloorPool)
+    fails("04.8", BlockNoZero, mentions="zero-initialise the last BatchNorm")
+    fails("04.8", BlockFloorPool, mentions="ceil_mode=True")
+    fails("04.8", BlockZeroFirst, mentions="zero-initialises another BatchNorm instead")
+    fails("04.8", BlockZeroBoth, mentions="only the conv path's last BatchNorm starts with γ = 0")
+    fails("04.8", BlockNoInnerReLU, mentions="no ReLU between its two conv-BN layers")
+    fails("04.8", BlockStrideSecond, mentions="downsamples in the second conv")
+    fails("04.8", BlockConvsNeverRun, mentions="the conv path never runs")
+    fails("04.8", BlockConvsDropped, mentions="does not depend on the conv path")
+    fails("04.8", BlockReLUAfterLastBN, mentions="a ReLU after the second BN")
+    fails("04.8", BlockNoFinalReLU, mentions="without the ReLU after it")
     fails("04.8", crash)
     fails("04.8", ...)
 
@@ -409,8 +484,48 @@ def cam_wrong_class(model, x, body, fc):
     return cam_ok(model, x, body, fc).flip(1)
 
 
+class StoreBody:  # a hook as a context manager, written here (the learner may write their own)
+    def __init__(self, body):
+        self.body, self.stored = body, None
+
+    def __enter__(self):
+        self.handle = self.body.register_forward_hook(lambda m, i, o: setattr(self, "stored", o.detach()))
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def cam_no_eval(model, x, body, fc):  # forgets eval(): BatchNorm uses the batch's statistics
+    with StoreBody(body) as h, torch.no_grad():
+        model(x)
+    return F.interpolate(torch.einsum("ck,bkij->bcij", fc.weight.detach(), h.stored), size=x.shape[-2:], mode="bilinear")
+
+
+def cam_eval_not_called(model, x, body, fc):  # `model.eval` without the parentheses
+    model.eval
+    return cam_no_eval(model, x, body, fc)
+
+
+def cam_inference_mode(model, x, body, fc):  # takes inference_mode for evaluation mode
+    with StoreBody(body) as h, torch.inference_mode():
+        model(x)
+    maps = torch.einsum("ck,bkij->bcij", fc.weight.detach(), h.stored.clone())
+    return F.interpolate(maps, size=x.shape[-2:], mode="bilinear")
+
+
 def test_04_10(cam_model):
     passes("04.10", cam_ok, cam_model)
+    stats = [b.clone() for b in cam_model.buffers()]
+    for wrong in (cam_no_eval, cam_eval_not_called, cam_inference_mode):
+        fails("04.10", wrong, cam_model, mentions="evaluation mode")
+    assert not cam_model.training and all(torch.equal(a, b) for a, b in zip(stats, cam_model.buffers()))  # put back
+    cam_model.train()
+    try:  # a model handed over in training mode is handed back in training mode
+        passes("04.10", cam_ok, cam_model)
+        assert all(m.training for m in cam_model.modules())
+    finally:
+        cam_model.eval()
     fails("04.10", cam_leaks_on_error, cam_model)
     assert len(cam_model.body._forward_hooks) == 0  # the check cleans up after a leaking answer
     fails("04.10", cam_not_upsampled, cam_model)
@@ -474,8 +589,48 @@ def step(model, batch, opt, loss_fn, device):
     return float(loss)
 
 
+def step_moves_if_needed(model, batch, opt, loss_fn, device):  # correct: moves only what is not there yet
+    x, y = (t if t.device == device else t.to(device, non_blocking=True) for t in batch)
+    opt.zero_grad(set_to_none=True)
+    out = model(x)
+    loss = loss_fn(out, y)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def step_never_moves(model, batch, opt, loss_fn, device):
+    x, y = batch
+    opt.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def step_moves_x_only(model, batch, opt, loss_fn, device):
+    x, y = batch
+    return step_never_moves(model, (x.to(device), y), opt, loss_fn, device)
+
+
+def step_to_not_kept(model, batch, opt, loss_fn, device):  # .to is not in place
+    x, y = batch
+    x.to(device)
+    y.to(device)
+    return step_never_moves(model, (x, y), opt, loss_fn, device)
+
+
+def step_to_cuda(model, batch, opt, loss_fn, device):  # hard-codes the GPU
+    return step_never_moves(model, [t.cuda() for t in batch], opt, loss_fn, device)
+
+
 def test_04_12():
     passes("04.12", to_dev, step)
+    passes("04.12", to_dev, step_moves_if_needed)
+    fails("04.12", to_dev, step_never_moves, mentions="used x without moving it to the model's device")
+    fails("04.12", to_dev, step_moves_x_only, mentions="used y without moving it")
+    fails("04.12", to_dev, step_to_not_kept, mentions="does not move a tensor in place")
+    fails("04.12", to_dev, step_to_cuda, mentions="the model is on the CPU here")
     fails("04.12", lambda b, d: {k: (v.to(d) if isinstance(v, torch.Tensor) else v) for k, v in b.items()}, step)
     fails("04.12", lambda b, d: b, step)
     fails("04.12", to_dev, lambda model, batch, opt, loss_fn, device: loss_fn(model(batch[0]), batch[1]))  # no step, a tensor

@@ -63,12 +63,13 @@ def _close_quietly(actual: Any, expected: torch.Tensor, name: str, atol: float, 
 # 01.1 predict the output
 # ----------------------------------------------------------------------------------------------
 
+# One hint per key, toward the reasoning, never the value (the ❌ line names the wrong keys only).
 _PREDICT_HINTS = {
-    "shape": "c keeps rows 1-2 and columns 1-2 of a 3×3 view.",
-    "storage_offset": "c[0, 0] is b[1, 1]; which position of a is that?",
-    "stride": "slicing never changes strides; what are b's strides?",
-    "is_contiguous": "is c's memory one unbroken run of 4 numbers?",
-    "a_b_share_storage": "`view` never copies.",
+    "shape": "which rows and columns does b[1:, 1:] keep?",
+    "storage_offset": "c[0, 0] is b[1, 1]: how far into a is it?",
+    "stride": "does a step-1 slice change strides?",
+    "is_contiguous": "walk c row by row: any gap?",
+    "a_b_share_storage": "does `view` copy (section 4)?",
 }
 
 
@@ -105,8 +106,7 @@ def check_predict(answers: Any) -> None:
         if not ok:
             wrong.append(key)
     if wrong:
-        hints = " ".join(f"{k}: {_PREDICT_HINTS[k]}" for k in wrong)
-        raise Wrong(f"not right yet: {', '.join(wrong)}. Hint: {hints}")
+        raise Wrong("not right yet: " + "; ".join(f"{k} ({_PREDICT_HINTS[k]})" for k in wrong) + ".")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,12 +306,41 @@ def _shape_pairs() -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
 @exercise("01.5", "broadcasting by hand")
 def check_broadcast_shape(broadcast_shape: Any) -> None:
     require_callable(broadcast_shape, "broadcast_shape")
+    cases = []
     for s1, s2 in _shape_pairs():
         try:
-            expected = tuple(torch.broadcast_shapes(s1, s2))
+            cases.append((s1, s2, tuple(torch.broadcast_shapes(s1, s2))))
         except RuntimeError:
-            expected = None
-        got = call(broadcast_shape, s1, s2, name="broadcast_shape", allow_none=True)
+            cases.append((s1, s2, None))
+    # The learner's calls run under two spies: which broadcasting helpers of torch/NumPy run, and (for one
+    # probe pair) whether tensors of the two shapes are built and combined, i.e. torch does the broadcasting.
+    results, failure = [], None
+    with _LibraryCalls(_BROADCAST_HELPERS) as helpers:
+        with _TensorShapes() as made:
+            try:
+                broadcast_shape(*_BROADCAST_PROBE)
+            except Exception:  # reported below, by the checked calls
+                pass
+        try:
+            for s1, s2, _ in cases:
+                results.append(call(broadcast_shape, s1, s2, name="broadcast_shape", allow_none=True))
+        except Wrong as wrong:
+            failure = wrong
+    used = helpers.seen or _named_helpers(broadcast_shape)
+    if used:
+        raise Wrong(
+            f"broadcast_shape uses `{used[0]}`, which the exercise forbids (the check compares against it). "
+            "Hint: apply section 5's rules to the two tuples of ints yourself, size by size from the right."
+        )
+    if made.shapes & set(_BROADCAST_PROBE):
+        raise Wrong(
+            f"broadcast_shape{_BROADCAST_PROBE} builds tensors of those shapes and lets torch broadcast them; "
+            "the exercise asks for the rules themselves. Hint: work on the two tuples of ints only, size by size "
+            "from the right."
+        )
+    if failure is not None:
+        raise failure
+    for (s1, s2, expected), got in zip(cases, results):
         if expected is None:
             if got is not None:
                 raise Wrong(
@@ -330,6 +359,81 @@ def check_broadcast_shape(broadcast_shape: Any) -> None:
                 f"broadcast_shape({s1}, {s2}) returned {got}, expected {expected}. "
                 "Hint: align the shapes on the right and pad the shorter one with 1s on the left."
             )
+
+
+# The library functions that would do 01.5's work (torch's and NumPy's), and a probe pair whose shapes no
+# rule-by-rule implementation builds tensors of (one written with tensors of sizes makes 1-D tensors).
+_BROADCAST_HELPERS = frozenset({"broadcast_shapes", "_broadcast_shapes", "broadcast_tensors", "broadcast_to",
+                                "broadcast_arrays", "_broadcast_shape"})
+_BROADCAST_PROBE = ((5, 1, 4), (3, 1))
+
+
+def _code_names(fn: Any) -> set[str]:
+    """The global and attribute names a function's code (nested functions included) refers to."""
+    code = getattr(fn, "__code__", None) or getattr(getattr(fn, "__call__", None), "__code__", None)
+    names: set[str] = set()
+    stack = [code] if code is not None else []
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if inspect.iscode(k))
+    return names
+
+
+def _named_helpers(fn: Any) -> list[str]:
+    """The broadcasting helpers the learner's code names, even on a branch the check did not run."""
+    names = _code_names(fn)
+    found = sorted(names & (_BROADCAST_HELPERS - {"_broadcast_shape"}))
+    if "broadcast" in names and names & {"np", "numpy"}:
+        found.append("np.broadcast")
+    return found
+
+
+class _LibraryCalls:
+    """Records, by name, which of `names` torch or NumPy run inside a `with` block (a sys.setprofile spy:
+    it sees the call however the learner imported the function)."""
+
+    def __init__(self, names: frozenset[str]):
+        self.names = names
+        self.seen: list[str] = []
+
+    def _profile(self, frame, event, arg):
+        if event == "call":
+            name, filename = frame.f_code.co_name, frame.f_code.co_filename.replace("\\", "/")
+            if name in self.names:
+                for lib, label in (("/torch/", "torch"), ("/numpy/", "np")):
+                    if lib in filename and "-packages" in filename:
+                        self._add(f"{label}.{name.lstrip('_')}")
+        elif event == "c_call" and getattr(arg, "__name__", "") in self.names:  # torch's C functions and methods
+            self._add(f"torch.{arg.__name__}")
+
+    def _add(self, label: str) -> None:
+        if label not in self.seen:
+            self.seen.append(label)
+
+    def __enter__(self):
+        self._previous = sys.getprofile()
+        sys.setprofile(self._profile)
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(self._previous)
+        return False
+
+
+class _TensorShapes(TorchFunctionMode):
+    """Records the shapes of the tensors that torch functions and tensor methods return inside a `with` block."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes: set[tuple[int, ...]] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(t, torch.Tensor):
+                self.shapes.add(tuple(t.shape))
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -387,10 +491,17 @@ def check_matmul(matmul_one_loop: Any, matmul_einsum: Any) -> None:
             out = _tensor_result(call(fn, a.clone(), b.clone(), name=label), f"{label}(a, b)")
             assert_close(out, expected, f"{label}(a, b) for a {m}×{k} and a {k}×{n} matrix", rtol=1e-4, atol=1e-4,
                          hint="c[i, j] is the sum over k of a[i, k] * b[k, j].")
+    _check_one_loop(matmul_one_loop, gen)
     a = torch.randn(50, 50, generator=gen)
     b = torch.randn(50, 50, generator=gen)
     with _CountTorchCalls() as counter:  # deterministic: a loop makes one torch call per step
         call(matmul_einsum, a, b, name="matmul_einsum")
+    shortcut = [name for name in counter.names if name in _MATMUL_SHORTCUTS and name != "einsum"]
+    if shortcut:
+        raise Wrong(
+            f"matmul_einsum calls {_matmul_label(shortcut[0])}; the exercise asks for torch.einsum. "
+            "Hint: one torch.einsum call whose string names the index of each dimension and leaves out the summed one."
+        )
     if counter.calls > 10:
         raise Wrong(
             f"matmul_einsum made {counter.calls} torch calls on 50×50 matrices; one torch.einsum call is enough. "
@@ -402,6 +513,60 @@ def check_matmul(matmul_one_loop: Any, matmul_einsum: Any) -> None:
         raise Wrong(
             f"matmul_einsum ran {lines} lines of Python on 50×50 matrices: that is a Python loop. "
             "Hint: a single torch.einsum call, with no Python loop."
+        )
+    if "einsum" not in counter.names:
+        raise Wrong(
+            "matmul_einsum never calls torch.einsum: the numbers are right, but this exercise is about the einsum "
+            "notation. Hint: one torch.einsum call whose string names the index of each dimension."
+        )
+
+
+# Ready-made matrix products (names as a TorchFunctionMode sees them: `a @ b` arrives as matmul).
+_MATMUL_SHORTCUTS = frozenset({
+    "matmul", "mm", "mv", "bmm", "einsum", "tensordot", "dot", "vdot", "inner", "addmm", "addmv", "addbmm",
+    "baddbmm", "chain_matmul", "linalg_multi_dot", "linalg_vecdot", "linear", "bilinear",
+})
+
+
+def _matmul_label(name: str) -> str:
+    if name == "matmul":
+        return "torch.matmul (or `@`)"
+    return "torch.linalg." + name[len("linalg_"):] if name.startswith("linalg_") else f"torch.{name}"
+
+
+def _check_one_loop(matmul_one_loop: Callable, gen: torch.Generator) -> None:
+    """One loop over the columns of b, broadcasting inside: no ready-made product, and torch calls that grow
+    with the number of columns of b but not with the rows of a or the inner size k."""
+    counts, names = {}, set()
+    for label, (m, k, n) in {"base": (3, 4, 3), "rows": (27, 4, 3), "inner": (3, 27, 3), "columns": (3, 4, 27)}.items():
+        a = torch.randn(m, k, generator=gen)
+        b = torch.randn(k, n, generator=gen)
+        with _CountTorchCalls() as counter:
+            call(matmul_one_loop, a, b, name="matmul_one_loop")
+        counts[label] = counter.calls
+        names.update(counter.names)
+    shortcut = sorted(names & _MATMUL_SHORTCUTS)
+    if shortcut:
+        raise Wrong(
+            f"matmul_one_loop calls {_matmul_label(shortcut[0])}, a ready-made product; the exercise asks for "
+            "broadcasting inside the loop. Hint: each step may use only elementwise operations and a sum, "
+            "with broadcasting lining up one column of b against a."
+        )
+    grow = {label: counts[label] - counts["base"] for label in ("rows", "inner", "columns")}
+    if grow["rows"] >= 24:
+        raise Wrong(
+            f"matmul_one_loop makes {grow['rows']} more torch calls when a has 27 rows instead of 3: it loops "
+            "over the rows of a, like section 6. Hint: the exercise asks for a single loop over the columns of b."
+        )
+    if grow["inner"] >= 24:
+        raise Wrong(
+            f"matmul_one_loop makes {grow['inner']} more torch calls when the inner size k is 27 instead of 4: it "
+            "loops over k. Hint: loop over the columns of b only, and let a broadcast product and a sum handle k."
+        )
+    if grow["columns"] < 24:
+        raise Wrong(
+            "matmul_one_loop makes about as many torch calls for 27 columns of b as for 3: it has no loop over the "
+            "columns of b. Hint: one Python loop with one step per column of b, each step a broadcast tensor operation."
         )
 
 
@@ -429,14 +594,16 @@ def _python_lines_run(fn, *args) -> int:
 
 
 class _CountTorchCalls(TorchFunctionMode):
-    """Counts the torch functions and tensor methods called inside a `with` block."""
+    """Counts (and names) the torch functions and tensor methods called inside a `with` block."""
 
     def __init__(self):
         super().__init__()
         self.calls = 0
+        self.names: list[str] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         self.calls += 1
+        self.names.append(getattr(func, "__name__", ""))
         return func(*args, **(kwargs or {}))
 
 

@@ -183,6 +183,7 @@ def check_predictions(grad_after_two_backwards: Any, grad_after_zero_grad: Any,
     missing = [name for name, value in answers.items() if value is Ellipsis]
     if missing:
         raise Wrong(f"not answered yet: {', '.join(missing)}; {STUB_HINT}.")
+    # Each ❌ names the wrong item and points at the section to reread, never at the value.
     problems = []
 
     a = grad_after_two_backwards
@@ -194,17 +195,17 @@ def check_predictions(grad_after_two_backwards: Any, grad_after_zero_grad: Any,
         except Wrong:
             problems.append("(a) should be a number")
         else:
-            if a_value == 6:
-                problems.append("(a) is not 6: backward() adds into .grad, it does not overwrite it")
+            if a_value == 6:  # one backward's gradient: the accumulation forgotten
+                problems.append("(a) counts one backward(): what does the second do to .grad (section 5)?")
             elif a_value != 12:
-                problems.append("(a) is wrong: each backward() contributes dy/dx = 2x at x = 3")
+                problems.append("(a) is off: one backward's dy/dx at x = 3 first, then what the second does (section 5)")
 
-    if grad_after_zero_grad is not None:
-        problems.append("(b) is wrong: since PyTorch 2.0, zero_grad() sets .grad to None, not to zeros")
+    if grad_after_zero_grad is not None:  # zeros, 0, or the old gradient
+        problems.append("(b) is not what zero_grad() leaves since PyTorch 2.0: reread section 8 on its default")
 
     for label, value, why in [
-        ("(c)", detached_requires_grad, "detach() returns a tensor outside the graph"),
-        ("(d)", no_grad_requires_grad, "nothing computed inside no_grad() is recorded"),
+        ("(c)", detached_requires_grad, "does detach()'s result still belong to the graph (section 9)?"),
+        ("(d)", no_grad_requires_grad, "what does no_grad() switch off (section 9)?"),
     ]:
         if isinstance(value, (bool, np.bool_)) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.numel() == 1):
             if bool(value):
@@ -212,7 +213,8 @@ def check_predictions(grad_after_two_backwards: Any, grad_after_zero_grad: Any,
         else:
             problems.append(f"{label} should be True or False, got {type(value).__name__}")
     if problems:
-        raise Wrong("; ".join(problems) + ".")
+        message = "; ".join(problems)
+        raise Wrong(message if message.endswith("?") else message + ".")
 
 
 # ----------------------------------------------------------------------------------------------

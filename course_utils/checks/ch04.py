@@ -298,6 +298,87 @@ def check_batchnorm(BatchNorm2dScratch: Any) -> None:
 # 04.8 ResBlock
 # ----------------------------------------------------------------------------------------------
 
+# Wrong blocks a learner writes, as options of `_resblock_forward`, each with its hint. At initialization
+# the zero γ of the last BN hides most of them, so the check also compares with random γ and β.
+_RESBLOCK_MISTAKES = (
+    ({"inner_relu": False}, "your block has no ReLU between its two conv-BN layers, so the conv path is linear. "
+                            "Hint: ReLU after the first BN."),
+    ({"stride_in_second": True}, "your block downsamples in the second conv of the conv path. Hint: in §8 the stride "
+                                 "sits on the first conv, so the second one already works on the smaller grid."),
+    ({"add_convs": False}, "your block's output does not depend on the conv path (at initialization the zero γ hides "
+                           "this). Hint: the conv path's output is added to the identity path, before the last ReLU."),
+    ({"act_after_second": True}, "your block has a ReLU after the second BN too. Hint: the conv path ends with BN, "
+                                 "the only other ReLU comes after the sum."),
+    ({"final_relu": False}, "your block returns the sum without the ReLU after it."),
+    ({"relu_before_add": True}, "your block applies the last ReLU to the conv path before adding the identity path. "
+                                "Hint: ReLU after the sum."),
+)
+
+
+def _bn_batch(z: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """BatchNorm in training mode with `bn`'s own γ, β and eps, leaving its running statistics alone."""
+    return F.batch_norm(z, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+
+
+def _resblock_forward(x: torch.Tensor, layers: dict, stride: int, inner_relu: bool = True, stride_in_second: bool = False,
+                      add_convs: bool = True, act_after_second: bool = False, final_relu: bool = True,
+                      relu_before_add: bool = False) -> torch.Tensor:
+    """§8's block in training mode, on the learner's own conv and BN layers (`layers`: conv1, conv2, id);
+    the options build the wrong blocks of _RESBLOCK_MISTAKES."""
+    (c1, b1), (c2, b2) = layers["conv1"], layers["conv2"]
+    s1, s2 = (1, stride) if stride_in_second else (stride, 1)
+    h = _bn_batch(F.conv2d(x, c1.weight, c1.bias, s1, 1), b1)
+    h = F.relu(h) if inner_relu else h
+    h = _bn_batch(F.conv2d(h, c2.weight, c2.bias, s2, 1), b2)
+    h = F.relu(h) if act_after_second or relu_before_add else h
+    idp = x if stride == 1 else F.avg_pool2d(x, 2, ceil_mode=True)
+    if layers["id"] is not None:
+        ic, ib = layers["id"]
+        idp = _bn_batch(F.conv2d(idp, ic.weight, ic.bias), ib)
+    out = h + idp if add_convs else idp
+    return F.relu(out) if final_relu and not relu_before_add else out
+
+
+def _resblock_layers(order: list[nn.Module], ni: int, nf: int, label: str) -> dict:
+    """The learner's (conv, BN) pairs by role, from the order in which forward ran its layers."""
+    seen: list[nn.Module] = []
+    for m in order:
+        if not any(m is s for s in seen):
+            seen.append(m)
+    pairs, k = [], 0
+    while k < len(seen):
+        conv, bn = seen[k], seen[k + 1] if k + 1 < len(seen) else None
+        if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d) or bn.num_features != conv.out_channels:
+            raise Wrong(f"{label}: every conv should be followed by its own BatchNorm (conv -> BN), as `conv_bn` builds them.")
+        pairs.append((conv, bn))
+        k += 2
+    k3 = [p for p in pairs if tuple(p[0].kernel_size) == (3, 3)]
+    k1 = [p for p in pairs if tuple(p[0].kernel_size) == (1, 1)]
+    if not k3:
+        raise Wrong(f"{label}: the conv path never runs in forward. Hint: the block's output is "
+                    "relu(conv path + identity path), and the zero γ only hides the conv path at initialization.")
+    if len(k3) != 2 or len(k1) != int(ni != nf) or len(pairs) != len(k3) + len(k1):
+        raise Wrong(f"{label}: forward used {len(k3)} 3x3 and {len(k1)} 1x1 conv-BN layers, expected two 3x3 on the "
+                    f"conv path{' and one 1x1 on the identity path (ni != nf)' if ni != nf else ' and none on the identity path (ni == nf)'}.")
+    return {"conv1": k3[0], "conv2": k3[1], "id": k1[0] if k1 else None}
+
+
+def _resblock_compare(out: torch.Tensor, x: torch.Tensor, layers: dict, stride: int, label: str, when: str) -> None:
+    with torch.no_grad():
+        try:
+            ref = _resblock_forward(x, layers, stride)
+        except RuntimeError:  # the learner's layers do not fit §8's places (e.g. the convs run in another order)
+            raise Wrong(f"{label}: its layers do not run in §8's order (conv path: conv-BN-ReLU, conv-BN; identity "
+                        "path: pool, then 1x1 conv-BN).") from None
+        if torch.allclose(out, ref, atol=1e-5, rtol=1e-4):
+            return
+        for options, hint in _RESBLOCK_MISTAKES:
+            if torch.allclose(out, _resblock_forward(x, layers, stride, **options), atol=1e-5, rtol=1e-4):
+                raise Wrong(f"{label} {when}: {hint}")
+    raise Wrong(f"{label} {when} differs from §8's block with the same weights (largest gap "
+                f"{(out - ref).abs().max().item():.3g}). Hint: relu(conv path(x) + identity path(x)); the identity path "
+                "pools with AvgPool2d(2, ceil_mode=True) before its 1x1 conv-BN.")
+
 
 @exercise("04.8", "a ResBlock")
 def check_resblock(MyResBlock: Any) -> None:
@@ -306,6 +387,7 @@ def check_resblock(MyResBlock: Any) -> None:
     cls = require_callable(MyResBlock, "MyResBlock")
     g = generator(80)
     for ni, nf, stride, side in ((4, 4, 1, 8), (4, 8, 1, 7), (4, 8, 2, 8), (4, 8, 2, 7), (8, 8, 2, 5), (6, 3, 2, 9)):
+        label = f"MyResBlock({ni}, {nf}, {stride})"
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(1)
             block = call(cls, ni, nf, stride, name="MyResBlock")
@@ -314,21 +396,48 @@ def check_resblock(MyResBlock: Any) -> None:
             raise Wrong("`MyResBlock(...)` should be an nn.Module.")
         x = torch.randn(2, ni, side, side, generator=g)
         block.train()
-        out = call(block, x, name=f"MyResBlock({ni}, {nf}, {stride})(x)")
+        order: list[nn.Module] = []
+        handles = [m.register_forward_hook(lambda m, i, o: order.append(m))
+                   for m in block.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+        try:
+            out = call(block, x, name=f"{label}(x)")
+        except Wrong as wrong:
+            if stride == 1 or side % 2 == 0:
+                raise
+            raise Wrong(f"{wrong} (on a {side}x{side} input, odd) Hint: AvgPool2d(2, ceil_mode=True) on the identity "
+                        "path gives the conv path's output size.") from None
+        finally:
+            for h in handles:
+                h.remove()
         expected = ref(x)
         if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
-            raise Wrong(f"MyResBlock({ni}, {nf}, stride={stride}) on a {side}x{side} input should give {tuple(expected.shape)}, "
+            raise Wrong(f"{label} on a {side}x{side} input should give {tuple(expected.shape)}, "
                         f"got {tuple(getattr(out, 'shape', ()))}. Hint: AvgPool2d(2, ceil_mode=True) on the identity path.")
         n_mine, n_ref = sum(p.numel() for p in block.parameters()), sum(p.numel() for p in ref.parameters())
         if n_mine != n_ref:
-            raise Wrong(f"MyResBlock({ni}, {nf}, {stride}) has {n_mine} parameters, expected {n_ref}. Hint: convs without bias "
+            raise Wrong(f"{label} has {n_mine} parameters, expected {n_ref}. Hint: convs without bias "
                         "(BatchNorm follows), a 1x1 conv-BN on the identity path only when ni != nf.")
-        idpath = nn.Identity() if ni == nf else getattr(block, "idconv", None)
-        pool = getattr(block, "pool", nn.Identity())
-        if idpath is None:
-            raise Wrong("name the identity path's 1x1 conv `idconv` and the pooling `pool`, as in §8.")
-        if not torch.allclose(out, F.relu(idpath(pool(x))), atol=1e-6):
-            raise Wrong("at initialization the block should equal relu(idpath(x)). Hint: zero-initialise the last BatchNorm's weight.")
+        layers = _resblock_layers(order, ni, nf, label)
+        last_bn = layers["conv2"][1]
+        others = [b for _, b in [layers["conv1"]] + ([layers["id"]] if layers["id"] is not None else [])]
+        if not bool((last_bn.weight == 0).all()):
+            wrong_one = any(bool((b.weight == 0).all()) for b in others)
+            raise Wrong(f"{label}: the conv path's last BatchNorm should start with γ = 0, so the block starts as its "
+                        "identity path." + (" Yours zero-initialises another BatchNorm instead." if wrong_one else
+                                            " Hint: zero-initialise the last BatchNorm's weight."))
+        if any(bool((b.weight == 0).any()) for b in others):
+            raise Wrong(f"{label}: only the conv path's last BatchNorm starts with γ = 0; the others keep γ = 1, "
+                        "or their layers pass nothing on.")
+        _resblock_compare(out.detach(), x, layers, stride, label, "at initialization")
+        with torch.no_grad():  # now γ ≠ 0: the conv path counts
+            for m in block.modules():
+                if isinstance(m, nn.BatchNorm2d) and m.affine:
+                    m.weight.copy_(torch.randn(m.weight.shape, generator=g))
+                    m.bias.copy_(0.5 * torch.randn(m.bias.shape, generator=g))
+        out = call(block, x, name=f"{label}(x)")
+        if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
+            raise Wrong(f"{label} changed its output shape once its BatchNorms' γ were not zero.")
+        _resblock_compare(out.detach(), x, layers, stride, label, "with random BatchNorm γ and β")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -468,17 +577,43 @@ def check_kernel_size(kernel_report: Any, kernel_models: Any, overfits_more: Any
 
 @exercise("04.10", "CAM with a hook")
 def check_cam(cam: Any, model: Any) -> None:
-    from course_utils.data import sky_shapes
-    from course_utils.hooks import class_activation_map, peak_in_box
-
     fn = require_callable(cam, "cam")
     require(model, "cam_model")
     if not isinstance(model, nn.Module) or not hasattr(model, "body") or not hasattr(model, "fc"):
         raise Wrong("pass the chapter's trained `cam_model` (it has .body and .fc).")
+    # `cam` gets the model in training mode (a cam that forgets eval() would pass a model already in eval
+    # mode); afterwards the model's modes and buffers are put back (a forward in training mode moves
+    # BatchNorm's running statistics).
+    modes = [(m, m.training) for m in model.modules()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        model.train()
+        _check_cam_on(fn, model)
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+        for m, mode in modes:
+            m.training = mode
+
+
+def _check_cam_on(fn: Any, model: nn.Module) -> None:
+    from course_utils.data import sky_shapes
+    from course_utils.hooks import class_activation_map, peak_in_box
+
     dev = next(model.parameters()).device
     x, y, boxes = sky_shapes(100, seed=4242)
     x = x.to(dev)
-    out = call(fn, model, x, model.body, model.fc, name="cam")
+    body_modes: list[bool] = []
+    handle = model.body.register_forward_pre_hook(lambda m, i: body_modes.append(any(s.training for s in m.modules())))
+    try:
+        out = call(fn, model, x, model.body, model.fc, name="cam")
+    finally:
+        handle.remove()
+    if any(body_modes):
+        raise Wrong("`cam` ran the model in training mode (the check passes it a model left in that mode): BatchNorm "
+                    "then normalizes with this batch's statistics and updates its running ones. Hint: a CAM is "
+                    "inference; put the model in evaluation mode first.")
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (100, 2, 32, 32):
         raise Wrong(f"`cam` should return (100, 2, 32, 32) for 100 images of 32x32, got {tuple(getattr(out, 'shape', ())) or type(out).__name__}.")
     ref = class_activation_map(model, x, model.body, model.fc)
@@ -545,6 +680,73 @@ def check_smoothing(smooth_targets: Any, mixup: Any, ls_cross_entropy: Any) -> N
 # ----------------------------------------------------------------------------------------------
 
 
+class _Unmoved(RuntimeError):
+    """Raised when `train_step` computes with a batch tensor it never moved to the model's device."""
+
+
+class _Elsewhere(torch.Tensor):
+    """A CPU tensor that says it lives on another device ('meta'), as a loader's CPU batch does for a model on a GPU.
+
+    Moving it to the CPU (`.to(...)`, `.cpu()`) gives a plain tensor; reading its shape, dtype or device works;
+    computing with it raises _Unmoved, as torch raises for tensors on two devices. `label` is "x" or "y".
+    """
+
+    label: str = "the batch"
+    moved_once: bool = False
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        me = args[0] if args and isinstance(args[0], _Elsewhere) else None
+        if me is not None and func == torch.Tensor.device.__get__:
+            return torch.device("meta")
+        if me is not None and func in (torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.cuda):
+            target = _to_target(func, args[1:], kwargs)
+            plain = torch.Tensor.as_subclass(me, torch.Tensor)
+            if target is None:  # a dtype change only: still elsewhere
+                out = func(plain, *args[1:], **kwargs).as_subclass(_Elsewhere)
+                out.label = me.label
+                return out
+            me.moved_once = True
+            if target.type != "cpu":
+                raise _Unmoved(f"`train_step` moved {me.label} to {target}, but the model is on the CPU here. Hint: move "
+                               "the batch to the device the model is on (the `device` argument).")
+            return func(plain, *args[1:], **kwargs)
+        if getattr(func, "__name__", "") in ("__get__", "__len__", "size", "dim", "numel", "__repr__", "__format__"):
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **kwargs)
+        away = next((a for a in list(args) + list(kwargs.values()) if isinstance(a, _Elsewhere)), None)
+        name = away.label if away is not None else "the batch"
+        if away is not None and away.moved_once:
+            raise _Unmoved(f"`train_step` called .to(...) on {name} but then used the original tensor. Hint: .to returns "
+                           "a moved copy, it does not move a tensor in place.")
+        raise _Unmoved(f"`train_step` used {name} without moving it to the model's device (the check's batch says it "
+                       "is on another device, as a loader's batch is when the model is on a GPU). Hint: move x and y "
+                       "with `to_device` before the forward pass.")
+
+
+def _to_target(func, args: tuple, kwargs: dict) -> torch.device | None:
+    """The device a .to / .cpu / .cuda call moves to, or None for a dtype-only .to."""
+    if func is torch.Tensor.cpu:
+        return torch.device("cpu")
+    if func is torch.Tensor.cuda:
+        return torch.device("cuda")
+    dev = kwargs.get("device")
+    for a in args:
+        if dev is None and (isinstance(a, (torch.device, str)) or type(a) is int):
+            dev = a
+        elif dev is None and isinstance(a, torch.Tensor):
+            with torch._C.DisableTorchFunctionSubclass():
+                dev = a.device
+    return None if dev is None else torch.device(dev)
+
+
+def _elsewhere(t: torch.Tensor, name: str) -> _Elsewhere:
+    out = t.as_subclass(_Elsewhere)
+    out.label = name
+    return out
+
+
 @exercise("04.12", "device-agnostic code")
 def check_devices(to_device: Any, train_step: Any) -> None:
     td = require_callable(to_device, "to_device")
@@ -568,7 +770,16 @@ def check_devices(to_device: Any, train_step: Any) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     g = generator(91)
     xb, yb = torch.randn(8, 4, generator=g), torch.randint(0, 2, (8,), generator=g)
-    loss = call(ts, model, (xb, yb), opt, nn.CrossEntropyLoss(), torch.device("cpu"), name="train_step")
+    try:  # the batch says it is on another device: a train_step that never moves it is caught
+        loss = call(ts, model, (_elsewhere(xb, "x"), _elsewhere(yb, "y")), opt, nn.CrossEntropyLoss(),
+                    torch.device("cpu"), name="train_step")
+    except Wrong as wrong:
+        cause = wrong.__cause__
+        while cause is not None and not isinstance(cause, _Unmoved):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise Wrong(str(cause)) from None
     if isinstance(loss, torch.Tensor) or not isinstance(loss, (float, np.floating)):
         raise Wrong(f"`train_step` should return the loss as a Python float (loss.item()), got a {type(loss).__name__}.")
     with torch.random.fork_rng(devices=[]):
