@@ -2499,7 +2499,9 @@ check("03.9", smooth_model, wiggly_model)
 # section 6; `rungs["5 +Glorot"](seed)` returns (validation accuracy, training accuracy)). Report the
 # validation accuracies as two lists, their means and sample standard deviations (`ddof=1`), and
 # whether dropout helps by more than one pooled standard deviation,
-# $\sqrt{(s_5^2 + s_6^2)/2}$. The check recomputes the statistics from your lists.
+# $\sqrt{(s_5^2 + s_6^2)/2}$. List the accuracies in seed order 1, 2, 3, … (section 6's seeds), or give a
+# dict {seed: accuracy} for other seeds. The check recomputes the statistics from your lists, and retrains
+# one run of each rung with its seed to compare.
 
 # %% tags=["nbval-ignore-output"]
 acc_glorot = ...      # list of validation accuracies, rung 5

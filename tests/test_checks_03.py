@@ -107,6 +107,34 @@ def test_03_3_wrong():
     fails("03.3", [0.84, 0.11, 0.04], 1.804, "CE", 0)
 
 
+# Plausible slips, each with the hint it must get; no ❌ line states a right value.
+@pytest.mark.parametrize("answers, item, mentions", [
+    (([0.5, 0.3, 0.2], 1.804, "CE", False), "(a)", "exponentiates"),          # logits over their sum
+    (([148.41, 20.09, 7.39], 1.804, "CE", False), "(a)", "sum to 1"),         # exponentials, never normalised
+    (([-0.17, -2.17, -3.17], 1.804, "CE", False), "(a)", "log-probabilities"),  # log_softmax
+    (([0.04, 0.11, 0.84], 1.804, "CE", False), "(a)", "order"),                # reversed
+    (([0.73, 0.18, 0.09], 1.804, "CE", False), "(a)", "exponentiate each"),     # 2 ** logit instead of e ** logit
+    (([0.84, 0.11, 0.04], 10.827, "CE", False), "(b)", "sum over the 6 rows"),  # sum, not mean
+    (([0.84, 0.11, 0.04], 0.8925, "CE", False), "(b)", "softmax twice"),        # cross_entropy on probabilities
+    (([0.84, 0.11, 0.04], 0.3345, "CE", False), "(b)", "minus their log"),      # mean target probability
+    (([0.84, 0.11, 0.04], -1.804, "CE", False), "(b)", "negative"),             # forgot the minus
+    (([0.84, 0.11, 0.04], 1.8, "CE", False), "(b)", "is off"),
+    (([0.84, 0.11, 0.04], 1.804, "MSE", False), "(c)", "p = 0.01"),
+    (([0.84, 0.11, 0.04], 1.804, "CE", True), "(d)", "section 7"),
+])
+def test_03_3_hint_does_not_give_the_answer(answers, item, mentions):
+    line = fails("03.3", *answers, mentions=mentions)
+    message = line.split(":", 1)[1]
+    assert item in message, line
+    for value in ("0.84", "0.11", "1.80", "'CE'", "False", "far below"):
+        assert value not in message, line
+
+
+def test_03_3_every_wrong_item_is_named():
+    line = fails("03.3", [0.5, 0.3, 0.2], 10.827, "MSE", True)
+    assert all(item in line for item in ("(a)", "(b)", "(c)", "(d)")), line
+
+
 def test_03_3_stubs():
     fails("03.3", ..., ..., ..., ..., mentions="not answered")
     fails("03.3", [0.84, 0.11, 0.04], 1.804, "CE", ..., mentions="not answered")
@@ -573,20 +601,44 @@ def test_03_9_stubs_and_crashes():
 
 def _report(a5, a6, ddof=1):
     """With the statistics module and math.hypot (the chapter uses NumPy and an explicit square root)."""
-    runs = [[float(v) for v in a] for a in (a5, a6)]
+    runs = [[float(v) for v in (a.values() if isinstance(a, dict) else a)] for a in (a5, a6)]
     means = tuple(statistics.fmean(r) for r in runs)
     stds = tuple((statistics.stdev if ddof else statistics.pstdev)(r) for r in runs)
     helps = means[1] - means[0] > math.hypot(*stds) / math.sqrt(2)
     return a5, a6, means, stds, helps
 
 
-def test_03_10():
-    passes("03.10", *_report([0.925, 0.918, 0.931], [0.929, 0.931, 0.927]))
-    passes("03.10", *_report(np.array([0.91, 0.915, 0.912, 0.909]), torch.tensor([0.93, 0.935, 0.94, 0.931])))
-    passes("03.10", *_report([0.925, 0.918, 0.931], [0.929, 0.931, 0.927], ddof=0))
+@pytest.fixture(scope="module")
+def ladder_runs():
+    """{keep_prob: [(val acc, train acc) for seeds 1, 2, 3]}: the runs the check retrains (and caches)."""
+    from course_utils.checks.ch03 import _ladder_rung
+
+    return {kp: [_ladder_rung(seed, kp) for seed in (1, 2, 3)] for kp in (1.0, 0.8)}
 
 
-def test_03_10_wrong():
+def test_03_10(ladder_runs):
+    a5 = [val for val, _ in ladder_runs[1.0]]
+    a6 = [val for val, _ in ladder_runs[0.8]]
+    passes("03.10", *_report(a5, a6))
+    passes("03.10", *_report(np.array(a5), torch.tensor(a6, dtype=torch.float64), ddof=0))
+    # other seeds (or another order) go in a dict {seed: accuracy}
+    passes("03.10", *_report(dict(zip((3, 1, 2), [a5[2], a5[0], a5[1]])), dict(zip((2, 3, 1), [a6[1], a6[2], a6[0]]))))
+
+
+def test_03_10_wrong(ladder_runs):
+    a5 = [val for val, _ in ladder_runs[1.0]]
+    a6 = [val for val, _ in ladder_runs[0.8]]
+    # made-up numbers with consistent statistics (review 01-03's example)
+    fails("03.10", *_report([0.90, 0.91, 0.92], [0.95, 0.96, 0.97]), mentions="retrained here")
+    # the dropout runs "rounded up" to two decimals (which may also make them all equal)
+    line = fails("03.10", *_report(a5, [math.floor(v * 100) / 100 + 0.01 for v in a6]))
+    assert "unrounded" in line or "identical" in line, line
+    # the training accuracies (the second number a rung returns)
+    train5 = [tr for _, tr in ladder_runs[1.0]]
+    train6 = [tr for _, tr in ladder_runs[0.8]]
+    fails("03.10", *_report(train5, train6), mentions="training accuracy")
+    # one digit more than each run really got, as a dict
+    fails("03.10", *_report(dict(zip((1, 2, 3), [v + 0.001 for v in a5])), a6), mentions="rung 5")
     a5, a6, means, stds, helps = _report([0.925, 0.918, 0.931], [0.929, 0.931, 0.927])
     fails("03.10", a5, a6, means, stds, not helps, mentions="dropout_helps")
     fails("03.10", a5[:2], a6[:2], means, stds, helps, mentions="at least 3")
@@ -594,6 +646,7 @@ def test_03_10_wrong():
     fails("03.10", [0.925] * 3, a6, (0.925, means[1]), (0.0, stds[1]), helps, mentions="identical")
     fails("03.10", a5, a6, (means[1], means[0]), stds, helps, mentions="means")
     fails("03.10", a5, a6, means, (stds[0] ** 2, stds[1] ** 2), helps, mentions="stds")
+    fails("03.10", *_report({"one": 0.925, "two": 0.918, "three": 0.931}, a6), mentions="integer seeds")
 
 
 def test_03_10_stubs():
@@ -676,6 +729,40 @@ def test_03_12_wrong(diamonds):
     torch.manual_seed(0)
     fails("03.12", nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 1)))         # untrained
     fails("03.12", lambda x: torch.zeros(3), mentions="one price")
+
+
+def _minibatch_net(X, y, seed, epochs, width):
+    """A ReLU net trained with Adam (lr 1e-2) on minibatches of 64, written with a plain loop."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = nn.Sequential(nn.Linear(6, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
+    x_all, y_all = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x_all), generator=gen).split(64):
+            loss = F.mse_loss(net(x_all[idx]), y_all[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+def test_03_12_test_set_leak(diamonds):
+    X_train, y_train, X_test, y_test = diamonds
+    passes("03.12", _minibatch_net(X_train, y_train, seed=1, epochs=20, width=32))      # the honest run
+    # trained on the test rows, which are in scope: it beats the line on them, and the check notices
+    fails("03.12", _minibatch_net(X_test, y_test, seed=1, epochs=20, width=32), mentions="seen the test set")
+    fails("03.12", _minibatch_net(X_test, y_test, seed=2, epochs=60, width=64), mentions="seen the test set")
+
+    # a "model" that looks the test prices up (and falls back to the mean elsewhere)
+    known = {tuple(np.round(row, 6)): price for row, price in zip(X_test, y_test[:, 0])}
+
+    def lookup(x):
+        rows = np.round(x.double().numpy(), 6)
+        return torch.tensor([known.get(tuple(r), float(y_train.mean())) for r in rows]).unsqueeze(1)
+
+    fails("03.12", lookup, mentions="seen the test set")
 
 
 def test_03_12_stubs_and_crashes():

@@ -573,29 +573,58 @@ def test_05_12():
 # 05.13 ------------------------------------------------------------------------------------------
 
 
+def _winners(accs):
+    means = {(m, n): np.mean([a for (m2, n2, _), a in accs.items() if (m2, n2) == (m, n)]) for m, n, _ in accs}
+    return {n: max(("bow", "scratch", "ulmfit"), key=lambda m: means[m, n]) for n in (250, 1000, 4000)}
+
+
+def _with(report, predictions):
+    """The report rebuilt around other predictions: accuracies and winners recomputed, so only they are wrong."""
+    y = report["labels"]
+    accs = {k: float((np.asarray(p) == y).mean()) for k, p in predictions.items()}
+    return {"predictions": predictions, "accuracy": accs, "winner": _winners(accs)}
+
+
 @pytest.fixture(scope="module")
 def report():
+    """Real predictions from three kinds of trained models (linear models on word counts here, standing in for the
+    chapter's bag of words, scratch LSTM and ULMFiT), each on a seeded sample of n labelled reviews; with the labels."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import MultinomialNB
+
     from course_utils.data import reviews
 
-    y = (reviews()[1].score == "great").to_numpy().astype(np.int64)
-    rng = np.random.default_rng(0)
-    rates = {"bow": (0.70, 0.76, 0.80), "scratch": (0.66, 0.72, 0.77), "ulmfit": (0.65, 0.70, 0.75)}
-    preds, accs = {}, {}
-    for method, accuracies in rates.items():
-        for n, target in zip((250, 1000, 4000), accuracies):
-            for seed in (0, 1):
-                wrong = rng.random(len(y)) > target
-                p = np.where(wrong, 1 - y, y)
-                preds[(method, n, seed)] = p
-                accs[(method, n, seed)] = float((p == y).mean())
-    return {"predictions": preds, "accuracy": accs, "winner": {250: "bow", 1000: "bow", 4000: "bow"}}
+    train, test = reviews()
+    first = lambda text, k: " ".join(re.findall(r"[a-z']+|[!?.]", str(text).lower())[:k])
+    y_train = (train.score == "great").to_numpy().astype(np.int64)
+    y = (test.score == "great").to_numpy().astype(np.int64)
+    makers = {"bow": (16, lambda: LogisticRegression(C=1.0, max_iter=1000)),
+              "scratch": (10, lambda: MultinomialNB(alpha=1.0)),
+              "ulmfit": (24, lambda: LogisticRegression(C=0.3, max_iter=1000))}
+    preds = {}
+    for method, (k, model) in makers.items():
+        vec = CountVectorizer(binary=True, token_pattern=r"\S+")
+        X_all = vec.fit_transform([first(t, k) for t in train.review])
+        X_test = vec.transform([first(t, k) for t in test.review])
+        for n, seed in itertools.product((250, 1000, 4000), (1, 2)):
+            rng = np.random.default_rng(seed)
+            # the bag of words samples its rows as the chapter does; the stand-ins for the LSTMs resample with
+            # replacement, so that their seeds matter even with all 4,000 labels (as a network's initialization does)
+            rows = (np.sort(rng.permutation(len(train))[:n]) if method == "bow" else rng.choice(len(train), n))
+            preds[(method, n, seed)] = model().fit(X_all[rows], y_train[rows]).predict(X_test).astype(np.int64)
+    out = _with({"labels": y}, preds)
+    out["labels"] = y
+    return out
 
 
 def test_05_13(report):
+    report = {k: v for k, v in report.items() if k != "labels"}
     passes("05.13", report)
     passes("05.13", {**report, "predictions": {k: torch.tensor(v) for k, v in report["predictions"].items()},
                      "winner": {str(k): v for k, v in report["winner"].items()}})
-    fails("05.13", {**report, "winner": {250: "bow", 1000: "ulmfit", 4000: "bow"}}, mentions="winner[1000]")
+    loser = {n: next(m for m in ("bow", "scratch", "ulmfit") if m != w) for n, w in report["winner"].items()}
+    fails("05.13", {**report, "winner": {**report["winner"], 1000: loser[1000]}}, mentions="winner[1000]")
     fails("05.13", {**report, "accuracy": {**report["accuracy"], ("scratch", 250, 1): 0.9}}, mentions="accuracy[('scratch', 250, 1)]")
     one_seed = {k: v for k, v in report["predictions"].items() if k != ("ulmfit", 4000, 1)}
     fails("05.13", {**report, "predictions": one_seed,
@@ -604,10 +633,31 @@ def test_05_13(report):
     fails("05.13", {**report, "predictions": flipped}, mentions="accuracy")
     probs = {k: v * 0.9 for k, v in report["predictions"].items()}
     fails("05.13", {**report, "predictions": probs}, mentions="0/1")
-    fails("05.13", {**report, "predictions": {("lstm", 250, 0): report["predictions"][("bow", 250, 0)]}}, mentions="unknown method")
+    fails("05.13", {**report, "predictions": {("lstm", 250, 0): report["predictions"][("bow", 250, 1)]}}, mentions="unknown method")
     fails("05.13", {"predictions": {}, "accuracy": {}}, mentions="'winner'")
     fails("05.13", ..., mentions="not answered")
     fails("05.13", None, mentions="not answered")
+
+
+def test_05_13_made_up(report):
+    """Planted: predictions that no trained model made, each with accuracies and winners that match them."""
+    y, real = report["labels"], report["predictions"]
+    rng = np.random.default_rng(0)
+    # the test labels with random flips, tuned to plausible accuracies
+    invented = {k: np.where(rng.random(len(y)) > 0.7, 1 - y, y) for k in real}
+    fails("05.13", _with(report, invented), mentions="bag of words retrained here")
+    # the same, for the two LSTMs only (the bag of words is real)
+    neural = {k: (np.where(rng.random(len(y)) > 0.7, 1 - y, y) if k[0] != "bow" else v) for k, v in real.items()}
+    fails("05.13", _with(report, neural), mentions="look made up")
+    # the answers themselves in one cell
+    fails("05.13", _with(report, {**real, ("ulmfit", 4000, 2): y.copy()}), mentions="never the test labels")
+    # the seed never reached the LSTM run: seed 2 repeats seed 1
+    fails("05.13", _with(report, {**real, ("scratch", 1000, 2): real[("scratch", 1000, 1)]}), mentions="identical")
+    # the seed never reached the label sample of the bag of words
+    fails("05.13", _with(report, {**real, ("bow", 250, 2): real[("bow", 250, 1)]}), mentions="seed")
+    # a placeholder for a method that was never run: always "great"
+    ones = {k: (np.ones(len(y), dtype=np.int64) if k[0] == "ulmfit" else v) for k, v in real.items()}
+    fails("05.13", _with(report, ones), mentions="placeholder")
 
 
 # 05.14 ------------------------------------------------------------------------------------------

@@ -790,6 +790,61 @@ def _predictions(value: Any, key: tuple, n: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+BOW_AGREEMENT = 0.75   # the chapter's 16-token bag of words agrees 0.91-0.93 with the check's; random labels ~0.6
+MIN_ERROR_GAP = 0.15   # per method, mean over its cells: trained models 0.4-0.6; labels flipped at random ~0
+
+
+@lru_cache(maxsize=1)
+def _reference_bow() -> np.ndarray:
+    """The check's own bag of words: TF-IDF uni+bigrams of each review's first 14 words (about the chapter's 16
+    fastai tokens) and a logistic regression on all 4,000 training reviews; 0/1 on the test reviews."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from course_utils.data import reviews
+
+    train, test = reviews()
+    words = lambda text: " ".join(re.findall(r"\w+|[^\w\s]", str(text).lower())[:14])
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, token_pattern=r"\S+", lowercase=False)
+    model = LogisticRegression(C=3, max_iter=2000).fit(vec.fit_transform(train.review.map(words)),
+                                                       (train.score == "great").to_numpy().astype(np.int64))
+    return model.predict(vec.transform(test.review.map(words))).astype(np.int64)
+
+
+def _from_models(arrays: dict[tuple, np.ndarray], y: np.ndarray) -> None:
+    """Predictions must come from trained models: recompute what real runs would show from the arrays alone."""
+    for key, pred in arrays.items():
+        if (pred == y).mean() >= 0.97:
+            raise Wrong(f"predictions[{key}] score {(pred == y).mean():.3f}: no model of this chapter comes near that. Hint: "
+                        "report what a model trained on the training reviews predicts, never the test labels themselves.")
+    for method in METHODS:
+        if all(len(np.unique(p)) == 1 for (m, _, _), p in arrays.items() if m == method):
+            raise Wrong(f"every prediction of {method!r} is one label for all reviews: that is a placeholder (the majority "
+                        "guess), not a trained model. Hint: fill each cell with the model's own predictions.")
+    cells: dict[tuple[str, int], list[np.ndarray]] = {}
+    for (method, n, _), pred in arrays.items():
+        cells.setdefault((method, int(n)), []).append(pred)
+    for (method, n), preds in cells.items():
+        if method == "bow" and n == max(N_LABELS):
+            continue  # all 4,000 rows whatever the seed, and a deterministic fit: identical is right
+        if len(np.unique(preds[0])) > 1 and all(np.array_equal(preds[0], p) for p in preds[1:]):
+            raise Wrong(f"the seeds of ({method!r}, {n}) give identical predictions: the seed never reached the run. Hint: "
+                        "pass it to both the sample of labelled rows and the model's initialization.")
+    reference = _reference_bow()
+    for (method, n, seed), pred in arrays.items():
+        if method == "bow" and n == max(N_LABELS) and (pred == reference).mean() < BOW_AGREEMENT:
+            raise Wrong(f"predictions[('bow', {n}, {seed})] agree with a bag of words retrained here on the same 4,000 "
+                        f"reviews on only {(pred == reference).mean():.2f} of the test reviews. Hint: fit the bag of words "
+                        "on the training reviews' tokens and predict the test reviews in test order (1 = 'great').")
+    easy = reference == y
+    for method in METHODS:
+        gap = np.mean([(p == y)[easy].mean() - (p == y)[~easy].mean() for (m, _, _), p in arrays.items() if m == method])
+        if gap < MIN_ERROR_GAP:
+            raise Wrong(f"the predictions of {method!r} are wrong as often on reviews that are easy to classify as on hard "
+                        f"ones (accuracy gap {gap:+.2f}; trained models show about +0.4): they look made up. Hint: each "
+                        "array must be what a trained model predicts for the test reviews.")
+
+
 @exercise("05.13", "the honest report")
 def check_report(report: Any) -> None:
     require(report, "report")
@@ -800,6 +855,7 @@ def check_report(report: Any) -> None:
         raise Wrong("report['predictions'], report['accuracy'] and report['winner'] should each be a dict.")
     y = _test_labels()
     recomputed: dict[tuple[str, int], list[float]] = {}
+    arrays: dict[tuple, np.ndarray] = {}
     for key, value in preds.items():
         if not isinstance(key, tuple) or len(key) != 3:
             raise Wrong(f"prediction keys should be (method, n_labels, seed) tuples, got {one_line(repr(key), 40)}.")
@@ -817,6 +873,7 @@ def check_report(report: Any) -> None:
             raise Wrong(f"accuracy[{key}] is {reported:.3f}, but its predictions score {acc:.3f} on the test reviews. "
                         "Hint: report the accuracy of exactly these predictions, in test order (1 = 'great').")
         recomputed.setdefault((method, int(n_labels)), []).append(acc)
+        arrays[key] = pred
     extra = [k for k in accs if k not in preds]
     if extra:
         raise Wrong(f"report['accuracy'] has {one_line(repr(extra[0]), 40)} without predictions.")
@@ -824,6 +881,7 @@ def check_report(report: Any) -> None:
         for method in METHODS:
             if len(recomputed.get((method, n), [])) < 2:
                 raise Wrong(f"need at least 2 seeds for ({method!r}, {n}); got {len(recomputed.get((method, n), []))}.")
+    _from_models(arrays, y)
     for n in N_LABELS:
         means = {m: float(np.mean(recomputed[(m, n)])) for m in METHODS}
         claimed = winner.get(n, winner.get(str(n)))
