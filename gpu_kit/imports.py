@@ -16,19 +16,11 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from course_utils.tools.api import chapter_code  # the chapter's code cells, magics made `pass`
 from gpu_kit.config import REPO_ROOT
 
 PACKAGE = "course_utils"
-_MAGIC = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
 _SPEC = re.compile(rf"^({PACKAGE}(?:\.\w+)+):\w+$")  # a registry's "module:function" inside the package
-
-
-def chapter_code(chapter_py: Path) -> str:
-    """The code cells of a jupytext chapter source, joined; magics (`%pip`, `!ls`) become `pass`."""
-    import jupytext
-
-    cells = jupytext.read(chapter_py).cells
-    return "\n\n".join(_MAGIC.sub(r"\1pass", c.source) for c in cells if c.cell_type == "code")
 
 
 def imported_modules(source: str, package_root: Path = REPO_ROOT) -> set[str]:

@@ -20,17 +20,19 @@ import pkgutil
 import re
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from course_utils import config
 
 __all__ = [
-    "by_chapter_table", "chapter_source", "chapter_tags", "chapter_uses", "code_uses", "false_claims",
+    "by_chapter_table", "chapter_code", "chapter_source", "chapter_tags", "chapter_uses", "code_uses", "false_claims",
     "Helper", "helpers", "learner_modules", "PACKAGE", "untagged",
 ]
 
 PACKAGE = "course_utils"
 _TAG = re.compile(r"\b(Taught|Used) in ((?:\d\d_[a-z]+[\s,;]*(?:and|to)?\s*)+)")
 _SLUG = re.compile(r"\d\d_[a-z]+")
+_MAGIC = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -130,16 +132,21 @@ def _is_module(name: str) -> bool:
         return False
 
 
-def chapter_source(slug: str) -> str | None:
-    """The code cells of a built chapter, joined (magics dropped); None for a planned chapter."""
-    path = config.REPO_ROOT / "chapters" / f"{slug}.py"
-    if not path.is_file():
-        return None
+def chapter_code(chapter_py: Path) -> str:
+    """The code cells of a jupytext chapter source, joined; magics (`%pip`, `!ls`) become `pass`.
+
+    Also what the GPU kit reads to find a chapter's imports (gpu_kit/imports.py).
+    """
     import jupytext
 
-    cells = jupytext.read(path).cells
-    code = (c.source for c in cells if c.cell_type == "code")
-    return "\n\n".join(re.sub(r"^(\s*)[%!].*$", r"\1pass", c, flags=re.MULTILINE) for c in code)
+    cells = jupytext.read(chapter_py).cells
+    return "\n\n".join(_MAGIC.sub(r"\1pass", c.source) for c in cells if c.cell_type == "code")
+
+
+def chapter_source(slug: str) -> str | None:
+    """The code of a built chapter (see `chapter_code`); None for a planned chapter."""
+    path = config.REPO_ROOT / "chapters" / f"{slug}.py"
+    return chapter_code(path) if path.is_file() else None
 
 
 @cache
