@@ -1,5 +1,8 @@
 """Assertions shared by the tests of every chapter's checks (tests/test_checks_NN.py)."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from course_utils.checks import FAIL_MARK, PASS_MARK, run_check
 
 
@@ -29,3 +32,28 @@ def crash(*args, **kwargs):
 def returns_none(*args, **kwargs):
     """A learner's function whose body is still the stub."""
     return None
+
+
+@dataclass(frozen=True)
+class Planted:
+    """One plausible learner mistake for a check (an off-by-one, a missing rescale, the wrong axis or mode,
+    a forbidden shortcut): not a stub and not a crash.
+
+    `answers` builds what the learner would pass to `check` (built lazily, so collecting the tests
+    trains nothing); `mentions` is a word the ❌ hint must contain, so the hint points at the mistake.
+    Each tests/test_checks_NN.py lists its mistakes in `PLANTED`; tests/test_planted.py requires two or
+    more per check and runs them all.
+    """
+
+    exercise: str
+    mistake: str
+    answers: Callable[[], tuple]
+    mentions: str
+
+    def __str__(self) -> str:
+        return f"{self.exercise} {self.mistake}"
+
+
+def rejects(planted: Planted) -> str:
+    """Assert that the check rejects the planted mistake with a hint naming it; return the ❌ line."""
+    return fails(planted.exercise, *planted.answers(), mentions=planted.mentions)
