@@ -49,16 +49,6 @@ def _tensor_result(value: Any, name: str) -> torch.Tensor:
     return value.detach().cpu()
 
 
-def _close_quietly(actual: Any, expected: torch.Tensor, name: str, atol: float, hint: str) -> None:
-    """Like assert_close, but for values the learner computes: the message does not give the answer away."""
-    got = as_tensor(actual, name, shape=tuple(expected.shape))
-    if not torch.isfinite(got).all():
-        raise Wrong(f"`{name}` contains inf or nan.")
-    gap = (got - expected.to(F64)).abs().max().item()
-    if gap > atol:
-        raise Wrong(f"`{name}` is off by up to {gap:.3g} (allowed {atol:g}). Hint: {hint}")
-
-
 # ----------------------------------------------------------------------------------------------
 # 01.1 predict the output
 # ----------------------------------------------------------------------------------------------
@@ -261,22 +251,52 @@ def check_contiguous(is_contiguous_manual: Any) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# 01.4 debug sqrt_
+# 01.4 debug sqrt_: an in-place square root that works for every dtype
 # ----------------------------------------------------------------------------------------------
+
+# (dtype, shape, make a view?) of the hidden inputs; the floats must be rooted in place, the integers copied.
+_SQRT_CASES = [
+    (torch.float32, (9,), False), (torch.float64, (3, 4), False), (torch.float16, (2, 3, 2), False),
+    (torch.float32, (4, 6), True), (torch.int64, (9,), False), (torch.int16, (2, 5), False),
+    (torch.uint8, (3, 3), False), (torch.int64, (4, 6), True),
+]
 
 
 @exercise("01.4", "debug an in-place square root")
-def check_sqrt_fix(a: Any) -> None:
-    t = _tensor_result(a, "a")
-    if tuple(t.shape) != (9,):
-        raise Wrong(f"`a` should have shape (9,), got {tuple(t.shape)}.")
-    if not t.dtype.is_floating_point:
-        raise Wrong(
-            f"`a` has dtype {t.dtype}: square roots need a floating dtype. "
-            "Hint: create a as float32 (arange takes a dtype), then sqrt_() can write into it."
-        )
-    assert_close(t, torch.arange(9, dtype=F64).sqrt(), "a", rtol=0, atol=1e-6,
-                 hint="a should hold sqrt(0), sqrt(1), ..., sqrt(8); did the square root run?")
+def check_sqrt_fix(sqrt_in_place: Any) -> None:
+    require_callable(sqrt_in_place, "sqrt_in_place")
+    gen = generator(104)
+    for dtype, shape, as_view in _SQRT_CASES:
+        base = torch.randint(0, 200, shape if not as_view else (shape[1], shape[0]), generator=gen).to(dtype)
+        t = base.t() if as_view else base  # a non-contiguous view: in place must still mean "in its memory"
+        before = t.clone()
+        label = f"sqrt_in_place of a {dtype} tensor of shape {tuple(t.shape)}" + (" (a transposed view)" if as_view else "")
+        out = call(sqrt_in_place, t, name="sqrt_in_place")
+        if not isinstance(out, torch.Tensor):
+            raise Wrong(f"{label} returned a {type(out).__name__}; return a tensor.")
+        if tuple(out.shape) != tuple(shape):
+            raise Wrong(f"{label} returned shape {tuple(out.shape)}; keep the input's shape.")
+        expected = before.double().sqrt()
+        if dtype.is_floating_point:
+            if out.dtype != dtype:
+                raise Wrong(f"{label} returned {out.dtype}: a floating input keeps its dtype (float16 stays "
+                            "float16, float64 keeps its precision). Hint: only integers need a new float tensor.")
+            if out.data_ptr() != t.data_ptr() or out.stride() != t.stride():
+                raise Wrong(f"{label} returned new memory: a floating tensor can hold its own square roots, so "
+                            "work in place and return the tensor itself (the method whose name ends in `_`).")
+            atol = 2e-3 * float(expected.abs().max()) if dtype == torch.float16 else 1e-6 * float(expected.abs().max())
+            if (out.double() - expected).abs().max().item() > atol:
+                raise Wrong(f"{label} does not hold the square roots of the input's values.")
+        else:
+            if not torch.equal(t, before):
+                raise Wrong(f"{label} changed the integer input: an integer tensor cannot hold square roots, "
+                            "so leave it alone and return a new tensor.")
+            if out.dtype != torch.float32:
+                raise Wrong(f"{label} returned {out.dtype}; for integer inputs return float32, the default float.")
+            if out.data_ptr() == t.data_ptr():
+                raise Wrong(f"{label} returned the integer tensor's own memory; integers need a new float tensor.")
+            if (out.double() - expected).abs().max().item() > 1e-5:
+                raise Wrong(f"{label} does not hold the square roots of the input's values.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -354,6 +374,13 @@ def check_broadcast_shape(broadcast_shape: Any) -> None:
                 "Hint: a missing dimension counts as 1. (Not started yet? Replace the `...` with your code.)"
             )
         got = as_shape(got, f"broadcast_shape({s1}, {s2})")
+        if got != expected and len(got) == len(expected) and 0 in expected and \
+                all(g == e or (e == 0 and g == 1) for g, e in zip(got, expected)):
+            raise Wrong(
+                f"broadcast_shape({s1}, {s2}) returned {got}, expected {expected}. Hint: a size-1 dimension "
+                "stretches to the other size, even when that size is 0 (an empty tensor): the larger of the two "
+                "is not the rule."
+            )
         if got != expected:
             raise Wrong(
                 f"broadcast_shape({s1}, {s2}) returned {got}, expected {expected}. "
@@ -437,40 +464,48 @@ class _TensorShapes(TorchFunctionMode):
 
 
 # ----------------------------------------------------------------------------------------------
-# 01.6 normalise any image or batch
+# 01.6 standardise each image on its own (reductions with keepdim)
 # ----------------------------------------------------------------------------------------------
 
 
-@exercise("01.6", "normalise per channel")
-def check_normalize(normalize_channels: Any) -> None:
-    require_callable(normalize_channels, "normalize_channels")
+@exercise("01.6", "standardise each image on its own")
+def check_normalize(standardize_each: Any) -> None:
+    require_callable(standardize_each, "standardize_each")
     gen = generator(106)
-    for shape in [(3, 5, 7), (4, 2, 6, 5), (1, 4, 3, 3), (2, 6, 1)]:
+    for shape in [(3, 5, 7), (4, 2, 6, 5), (1, 4, 3, 3), (2, 3, 4, 4), (2, 8, 3)]:
         c = shape[-3]
-        x = torch.rand(shape, generator=gen) * 4 + torch.arange(c, dtype=torch.float32).view(c, 1, 1)
-        for own_stats in (False, True):
-            if own_stats:
-                dims = tuple(d for d in range(x.ndim) if d != x.ndim - 3)
-                mean, std = x.mean(dim=dims), x.std(dim=dims)
-            else:
-                mean = torch.rand(c, generator=gen) * 2 - 1
-                std = torch.rand(c, generator=gen) + 0.5
-            x_in, mean_in, std_in = x.clone(), mean.clone(), std.clone()
-            out = _tensor_result(call(normalize_channels, x_in, mean_in, std_in, name="normalize_channels"),
-                                 f"normalize_channels(x of shape {shape})")
-            if not (torch.equal(x_in, x) and torch.equal(mean_in, mean) and torch.equal(std_in, std)):
-                raise Wrong(
-                    "normalize_channels changed its input. Hint: use out-of-place operations "
-                    "(x - m) / s, not sub_ or div_ or -=."
-                )
-            expected = (x.double() - mean.double().view(c, 1, 1)) / std.double().view(c, 1, 1)
-            assert_close(out, expected, f"normalize_channels(x of shape {shape})", rtol=1e-5, atol=1e-5,
-                         hint="reshape mean and std to (C, 1, 1) so they line up with dim -3.")
-            if own_stats:
-                per_channel_mean = out.double().mean(dim=dims)
-                per_channel_std = out.double().std(dim=dims)
-                if per_channel_mean.abs().max() > 1e-5 or (per_channel_std - 1).abs().max() > 1e-4:
-                    raise Wrong("with the input's own statistics the output should have mean 0 and std 1 per channel.")
+        # every image and channel gets its own offset and scale, so batch-wide statistics are visibly wrong
+        offsets = torch.randn(*shape[:-2], 1, 1, generator=gen) * 3
+        scales = torch.rand(*shape[:-2], 1, 1, generator=gen) * 4 + 0.5
+        x = torch.randn(shape, generator=gen) * scales + offsets + torch.arange(c, dtype=torch.float32).view(c, 1, 1)
+        x_in = x.clone()
+        label = f"standardize_each(x of shape {shape})"
+        out = _tensor_result(call(standardize_each, x_in, name="standardize_each"), label)
+        if not torch.equal(x_in, x):
+            raise Wrong("standardize_each changed its input. Hint: out-of-place operations, not sub_ or -=.")
+        if tuple(out.shape) != shape:
+            raise Wrong(f"{label} has shape {tuple(out.shape)}; it should keep the input's shape. Hint: a reduction "
+                        "with keepdim=True leaves size-1 dimensions that broadcast back.")
+        x64 = x.double()
+        mean = x64.mean(dim=(-2, -1), keepdim=True)
+        expected = (x64 - mean) / x64.std(dim=(-2, -1), keepdim=True, correction=0)
+        got = out.double()
+        if torch.isfinite(got).all() and (got - expected).abs().max().item() <= 1e-4:
+            continue
+        n = shape[-1] * shape[-2]
+        plane_mean = got.mean(dim=(-2, -1))
+        plane_std = got.std(dim=(-2, -1), correction=0)
+        if not torch.isfinite(got).all():
+            raise Wrong(f"{label} contains inf or nan.")
+        if plane_mean.abs().max() > 1e-4:
+            raise Wrong(f"in {label} some image's channel does not have mean 0 over its own height and width: the "
+                        "statistics mix images or channels. Hint: each image gets its own statistics; reduce over "
+                        "the last two dimensions only.")
+        if ((plane_std - ((n - 1) / n) ** 0.5).abs().max() < 1e-4):
+            raise Wrong(f"{label} divides by the sample std (n − 1): the exercise asks for the population std, "
+                        "correction=0.")
+        raise Wrong(f"{label} is not each channel of each image standardised over its own height and width. "
+                    "Hint: mean and std over dims (-2, -1) together, with keepdim=True so they broadcast back.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -608,57 +643,81 @@ class _CountTorchCalls(TorchFunctionMode):
 
 
 # ----------------------------------------------------------------------------------------------
-# 01.8 photo colours
+# 01.8 colour shares: which photo is the reddest?
 # ----------------------------------------------------------------------------------------------
 
 _PHOTO_NAMES = ("chelsea", "coffee", "astronaut", "horse")
 
 
+def _reference_shares(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3): per image, the fraction of pixels whose red (green, blue) value is strictly the largest."""
+    x = images.to(torch.int32)
+    shares = []
+    for c in range(3):
+        others = [x[:, o] for o in range(3) if o != c]
+        shares.append(((x[:, c] > others[0]) & (x[:, c] > others[1])).double().mean(dim=(-2, -1)))
+    return torch.stack(shares, dim=1)
+
+
 @functools.lru_cache(maxsize=1)
-def _photo_reference() -> tuple[torch.Tensor, torch.Tensor, dict[str, str]]:
+def _photo_crops() -> torch.Tensor:
+    """Section 9's batch: the 256×256 centre crop of each photo, RGB, uint8."""
     from course_utils import data
 
-    means = []
+    crops = []
     for name in _PHOTO_NAMES:
-        rgb = torch.from_numpy(np.ascontiguousarray(data.photo(name)[..., :3])).double() / 255
-        means.append(rgb.mean(dim=(0, 1)))
-    means_t = torch.stack(means)
-    bright = means_t.mean(dim=1)
-    winners = (means_t / bright[:, None]).argmax(dim=0)
-    dominant = {colour: _PHOTO_NAMES[int(i)] for colour, i in zip(("red", "green", "blue"), winners)}
-    return means_t, bright, dominant
+        photo = torch.from_numpy(np.ascontiguousarray(data.photo(name))).permute(2, 0, 1)[:3]
+        top, left = (photo.shape[1] - 256) // 2, (photo.shape[2] - 256) // 2
+        crops.append(photo[:, top:top + 256, left:left + 256])
+    return torch.stack(crops)
 
 
-@exercise("01.8", "which photo is the reddest")
-def check_photo_colours(channel_means: Any, brightness: Any, dominant: Any) -> None:
-    require(channel_means, "channel_means")
-    require(brightness, "brightness")
-    require(dominant, "dominant")
-    ref_means, ref_bright, ref_dominant = _photo_reference()
-    got_means = as_tensor(channel_means, "channel_means")
-    if tuple(got_means.shape) != (4, 3):
-        raise Wrong(f"`channel_means` should have shape (4, 3), one row per photo in the order {', '.join(_PHOTO_NAMES)}; "
-                    f"got {tuple(got_means.shape)}. Hint: keep only the first three channels of horse.")
-    if got_means.max() > 1.5:
-        raise Wrong("`channel_means` should be on the [0, 1] scale. Hint: divide the uint8 values by 255.")
-    _close_quietly(got_means, ref_means, "channel_means", atol=1e-3,
-                   hint="mean over height and width of each of the R, G, B planes, in the order of `names`.")
-    _close_quietly(brightness, ref_bright, "brightness", atol=1e-3, hint="each photo's mean of its three channel means.")
-    if not isinstance(dominant, dict):
-        raise Wrong(f"`dominant` should be a dict like {{'red': 'coffee', ...}}, got a {type(dominant).__name__}.")
-    for colour in ("red", "green", "blue"):
-        if colour not in dominant:
-            raise Wrong(f"`dominant` has no key {colour!r}.")
-        if dominant[colour] != ref_dominant[colour]:
-            raise Wrong(
-                f"dominant[{colour!r}] = {dominant[colour]!r} is not the photo with the largest {colour} mean "
-                "relative to its brightness. Hint: divide each row of channel_means by that photo's brightness, "
-                "then take the argmax down each column."
-            )
+def _hidden_images(gen: torch.Generator, n: int, h: int, w: int) -> torch.Tensor:
+    images = torch.randint(0, 256, (n, 3, h, w), generator=gen).to(torch.uint8)
+    images[0] = images[0, :1]  # a gray image: R = G = B everywhere
+    images[-1, 1, : h // 2] = images[-1, 0, : h // 2]  # ties between red and green on half the rows
+    return images
+
+
+@exercise("01.8", "colour shares: which photo is the reddest")
+def check_photo_colours(colour_shares: Any, reddest: Any) -> None:
+    require_callable(colour_shares, "colour_shares")
+    require(reddest, "reddest")
+    gen = generator(108)
+    for n, h, w in [(3, 4, 5), (5, 7, 3), (2, 16, 16)]:
+        images = _hidden_images(gen, n, h, w)
+        given = images.clone()
+        label = f"colour_shares on a uint8 batch of shape {tuple(images.shape)}"
+        got = call(colour_shares, given, name="colour_shares")
+        if not torch.equal(given, images):
+            raise Wrong("colour_shares changed the images it was given.")
+        got = as_tensor(got, label)
+        if tuple(got.shape) != (n, 3):
+            raise Wrong(f"{label} has shape {tuple(got.shape)}; it should be ({n}, 3): one share per image and colour. "
+                        "Hint: reduce over height and width only.")
+        if got.max() > 1 + 1e-6 or got.min() < 0:
+            raise Wrong(f"{label} has values outside [0, 1]: a share is a fraction of the image's pixels, not a count.")
+        expected = _reference_shares(images)
+        if (got - expected).abs().max().item() > 1e-6:
+            if got[0].sum() > 0.5:
+                raise Wrong(f"{label}: a gray image (R = G = B everywhere) gets a share of {got[0].max():.2f}. "
+                            "Hint: on a tie no colour is strictly the largest, so a tied pixel counts for none "
+                            "(argmax and >= both hand ties to a colour).")
+            if (got.sum(dim=1) > 1 + 1e-6).any():
+                raise Wrong(f"{label}: an image's three shares add up to more than 1, so some pixels count twice. "
+                            "Hint: strictly larger than both other channels.")
+            raise Wrong(f"{label} is off. Hint: per image, the mean over its pixels of a boolean 'this channel is "
+                        "strictly larger than both others'.")
+    if not isinstance(reddest, str):
+        raise Wrong(f"`reddest` should be the name of a photo (a str), got a {type(reddest).__name__}.")
+    truth = _PHOTO_NAMES[int(_reference_shares(_photo_crops())[:, 0].argmax())]
+    if reddest.strip().lower() != truth:
+        raise Wrong(f"`reddest` = {reddest!r} is not the crop in `batch` with the largest red share. "
+                    "Hint: run colour_shares on section 9's batch and take the argmax of the red column.")
 
 
 # ----------------------------------------------------------------------------------------------
-# 01.9 diamonds
+# 01.9 a table split: training statistics, and clarity one-hot
 # ----------------------------------------------------------------------------------------------
 
 _GRADES = {
@@ -666,6 +725,7 @@ _GRADES = {
     "clarity": ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"],
     "cut": ["Fair", "Good", "Very Good", "Premium", "Ideal"],
 }
+_CONTINUOUS_COLS, _CLARITY_COL = (0, 3, 4, 5, 6, 7, 8), 2
 
 
 @functools.lru_cache(maxsize=1)
@@ -681,56 +741,67 @@ def _diamonds() -> torch.Tensor:
     return torch.from_numpy(table)
 
 
-def _check_prepared(result: Any, table: torch.Tensor, label: str) -> None:
-    require(result, f"prepare_diamonds({label})")
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise Wrong(f"prepare_diamonds should return two tensors (features, onehot), got a {type(result).__name__}.")
-    feats = _tensor_result(result[0], "the standardised features")
-    onehot = _tensor_result(result[1], "the one-hot cut")
-    n = table.shape[0]
-    if tuple(feats.shape) != (n, 9):
-        raise Wrong(f"for {label} the features should have shape ({n}, 9), got {tuple(feats.shape)}. "
-                    "Hint: every column except the last.")
-    if tuple(onehot.shape) != (n, 5):
-        raise Wrong(f"for {label} the one-hot cut should have shape ({n}, 5), got {tuple(onehot.shape)}.")
-    if not onehot.dtype.is_floating_point:
-        raise Wrong(f"the one-hot cut should be a float tensor, got {onehot.dtype}. Hint: scatter_ into torch.zeros(N, 5).")
-    if not torch.isin(onehot, torch.tensor([0.0, 1.0], dtype=onehot.dtype)).all() or not (onehot.sum(dim=1) == 1).all():
-        raise Wrong("each row of the one-hot cut should hold a single 1 and four 0s.")
-    codes = table[:, -1].long()
-    if not torch.equal(onehot.argmax(dim=1) + 1, codes):
-        raise Wrong("the one-hot cut puts its 1 in the wrong column: grade g belongs in column g − 1. "
-                    "Hint: scatter_(1, grade.unsqueeze(1) - 1, 1.0).")
-    feats64 = feats.double()
-    if not torch.isfinite(feats64).all():
-        raise Wrong("the standardised features contain inf or nan.")
-    if feats64.mean(dim=0).abs().max() > 1e-4 or (feats64.std(dim=0) - 1).abs().max() > 1e-3:
-        raise Wrong(f"for {label} the standardised columns should have mean 0 and std 1. "
-                    "Hint: subtract mean(dim=0) and divide by sqrt(var(dim=0)) of this table's features.")
-    raw = table[:, :-1].double()
-    expected = (raw - raw.mean(dim=0)) / raw.std(dim=0)
-    if not torch.allclose(feats64, expected, atol=2e-3, rtol=0):
-        raise Wrong(f"for {label} the features are not the table's first 9 columns, standardised, in their order.")
+def _reference_split(train: torch.Tensor, valid: torch.Tensor, correction: int) -> tuple[torch.Tensor, torch.Tensor]:
+    cols = list(_CONTINUOUS_COLS)
+    t64 = train[:, cols].double()
+    mean, std = t64.mean(dim=0), t64.std(dim=0, correction=correction)
+
+    def encode(table: torch.Tensor) -> torch.Tensor:
+        onehot = torch.zeros(table.shape[0], 8, dtype=F64)
+        onehot[torch.arange(table.shape[0]), table[:, _CLARITY_COL].long() - 1] = 1.0
+        return torch.cat(((table[:, cols].double() - mean) / std, onehot), dim=1)
+
+    return encode(train), encode(valid)
 
 
-@exercise("01.9", "a reusable table pipeline")
-def check_diamonds(prepare_diamonds: Any) -> None:
-    require_callable(prepare_diamonds, "prepare_diamonds")
+@exercise("01.9", "a table split: training statistics and clarity one-hot")
+def check_diamonds(prepare_split: Any) -> None:
+    require_callable(prepare_split, "prepare_split")
     full = _diamonds()
-    subset = full[torch.randperm(full.shape[0], generator=generator(109))[:5000]]
-    for table, label in ((full, "the diamonds table"), (subset, "a hidden sample of 5,000 diamonds")):
-        table_in = table.clone()
-        result = call(prepare_diamonds, table_in, name="prepare_diamonds")
-        if not torch.equal(table_in, table):
-            raise Wrong("prepare_diamonds changed the table it was given. Hint: avoid in-place operations on it.")
-        _check_prepared(result, table, label)
+    order = torch.randperm(full.shape[0], generator=generator(109))
+    splits = [(full[order[:43000]], full[order[43000:]], "an 80/20 split of the diamonds"),
+              (full[order[:600]], full[order[600:800]], "a hidden split of 600 and 200 diamonds")]
+    for train, valid, label in splits:
+        train_in, valid_in = train.clone(), valid.clone()
+        result = call(prepare_split, train_in, valid_in, name="prepare_split")
+        if not (torch.equal(train_in, train) and torch.equal(valid_in, valid)):
+            raise Wrong("prepare_split changed a table it was given. Hint: avoid in-place operations on them.")
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise Wrong(f"prepare_split should return two tensors (train_x, valid_x), got a {type(result).__name__}.")
+        for part, table, name in ((result[0], train, "train_x"), (result[1], valid, "valid_x")):
+            got = _tensor_result(part, name)
+            if tuple(got.shape) != (table.shape[0], 15):
+                raise Wrong(f"for {label}, `{name}` has shape {tuple(got.shape)}, expected ({table.shape[0]}, 15): the "
+                            "7 continuous columns, then 8 clarity columns. Hint: leave color and cut out.")
+            if got.dtype != torch.float32:
+                raise Wrong(f"`{name}` should be float32, got {got.dtype}.")
+        train_x, valid_x = (r.detach().cpu().double() for r in result)
+        onehots = (train_x[:, 7:], valid_x[:, 7:])
+        for onehot, table, name in zip(onehots, (train, valid), ("train_x", "valid_x")):
+            if not torch.isin(onehot, torch.tensor([0.0, 1.0], dtype=F64)).all() or not (onehot.sum(dim=1) == 1).all():
+                raise Wrong(f"the last 8 columns of `{name}` should be one-hot: a single 1 per row.")
+            if not torch.equal(onehot.argmax(dim=1) + 1, table[:, _CLARITY_COL].long()):
+                raise Wrong(f"the clarity one-hot of `{name}` puts its 1 in the wrong column: grade g (1 to 8) "
+                            "belongs in column g − 1 of the 8.")
+        refs = [_reference_split(train, valid, correction) for correction in (0, 1)]
+        if any((train_x - rt).abs().max() <= 1e-3 and (valid_x - rv).abs().max() <= 1e-3 for rt, rv in refs):
+            continue
+        if not any((train_x - rt).abs().max() <= 1e-3 for rt, _ in refs):
+            raise Wrong(f"for {label}, the first 7 columns of `train_x` are not carat, depth, table, price, x, y, z "
+                        "standardised with the training part's mean and std, in this order.")
+        own = [_reference_split(valid, valid, correction)[0] for correction in (0, 1)]
+        if any((valid_x - r).abs().max() <= 1e-3 for r in own):
+            raise Wrong(f"for {label}, `valid_x` is scaled with its own statistics. Hint: the validation part stands "
+                        "for unseen data, so it is scaled with the mean and std of the training part.")
+        raise Wrong(f"for {label}, the continuous columns of `valid_x` are not scaled with the training part's "
+                    "mean and std.")
 
 
 # ----------------------------------------------------------------------------------------------
-# 01.10 days of flights
+# 01.10 weeks of flights
 # ----------------------------------------------------------------------------------------------
 
-_WEATHER_COL, _DEPARTURES_COL, _N_COLS = 6, 14, 15
+_WEEKDAY_COL, _WEATHER_COL, _DEPARTURES_COL, _N_COLS, _WEEK = 4, 6, 14, 15, 168
 
 
 @functools.lru_cache(maxsize=1)
@@ -740,44 +811,59 @@ def _hourly() -> torch.Tensor:
     return torch.from_numpy(np.loadtxt(data.path("ewr_hourly"), dtype=np.float32, delimiter=",", skiprows=1))
 
 
-def _reference_days(hourly: torch.Tensor) -> torch.Tensor:
-    days = hourly.reshape(-1, 24, _N_COLS).transpose(1, 2)
-    onehot = torch.zeros(days.shape[0], 4, 24)
-    onehot.scatter_(1, days[:, _WEATHER_COL:_WEATHER_COL + 1].long() - 1, 1.0)
-    return torch.cat((days, onehot), dim=1)
+def _reference_weeks(hourly: torch.Tensor) -> torch.Tensor:
+    n = hourly.shape[0] // _WEEK
+    weeks = hourly[: n * _WEEK].reshape(n, _WEEK, _N_COLS).permute(0, 2, 1)
+    weather = torch.nn.functional.one_hot(weeks[:, _WEATHER_COL].long() - 1, 4).permute(0, 2, 1).float()
+    return torch.cat((weeks, weather), dim=1)
 
 
-@exercise("01.10", "days of flights")
-def check_days(build_days: Any, weather_means: Any) -> None:
-    require_callable(build_days, "build_days")
-    require(weather_means, "weather_means")
+@exercise("01.10", "weeks of flights")
+def check_days(build_weeks: Any, weekday_means: Any) -> None:
+    require_callable(build_weeks, "build_weeks")
+    require(weekday_means, "weekday_means")
     hourly = _hourly()
     gen = generator(110)
-    picked = torch.randperm(hourly.shape[0] // 24, generator=gen)[:30]
+    picked = torch.randperm(hourly.shape[0] // 24, generator=gen)[:30]  # 30 days: 4 whole weeks and 2 days
     hidden = hourly.view(-1, 24, _N_COLS)[picked].reshape(-1, _N_COLS).clone()
     hidden[:, _WEATHER_COL] = torch.randint(1, 5, (hidden.shape[0],), generator=gen).float()
-    for table, label in ((hourly, "the 2013 hours"), (hidden, "30 hidden days with made-up weather")):
+    for table, label in ((hourly, "the 2013 hours"), (hidden, "720 hidden hours with made-up weather")):
         table_in = table.clone()
-        out = _tensor_result(call(build_days, table_in, name="build_days"), f"build_days({label})")
-        n_days = table.shape[0] // 24
-        if tuple(out.shape) != (n_days, 19, 24):
-            raise Wrong(f"build_days({label}) should have shape ({n_days}, 19, 24), got {tuple(out.shape)}. "
-                        "Hint: view(-1, 24, 15), transpose(1, 2), then cat 4 one-hot channels on dim 1.")
-        if out.dtype != torch.float32:
-            raise Wrong(f"build_days should return float32, got {out.dtype}.")
+        out = _tensor_result(call(build_weeks, table_in, name="build_weeks"), f"build_weeks({label})")
+        n_weeks = table.shape[0] // _WEEK
         if not torch.equal(table_in, table):
-            raise Wrong("build_days changed the table it was given.")
-        if not torch.equal(out[:, 15:].sum(dim=1), torch.ones(n_days, 24)):
-            raise Wrong(f"for {label} the 4 weather channels (15-18) should sum to 1 at every hour.")
-        assert_close(out, _reference_days(table), f"build_days({label})", rtol=0, atol=1e-5,
-                     hint="channels 0-14 are the table's columns, channels 15-18 one-hot weathersit 1-4.")
-    days = _reference_days(hourly)
-    expected = torch.stack([days[:, _DEPARTURES_COL][days[:, 15 + k] == 1].double().mean() for k in range(4)])
-    got = as_tensor(weather_means, "weather_means")
-    if tuple(got.shape) != (4,):
-        raise Wrong(f"`weather_means` should have shape (4,), one mean per weather situation, got {tuple(got.shape)}.")
-    _close_quietly(got, expected, "weather_means", atol=0.01,
-                   hint="average the departures channel over all hours whose weather channel k is 1 (a boolean mask).")
+            raise Wrong("build_weeks changed the table it was given.")
+        if tuple(out.shape) != (n_weeks, 19, _WEEK):
+            raise Wrong(f"build_weeks({label}) has shape {tuple(out.shape)}, expected ({n_weeks}, 19, 168): whole "
+                        "weeks only, 15 columns + 4 weather channels, 168 hours. Hint: torch.stack adds a new "
+                        "dimension, torch.cat joins along an existing one.")
+        if out.dtype != torch.float32:
+            raise Wrong(f"build_weeks should return float32, got {out.dtype}.")
+        expected = _reference_weeks(table)
+        if not torch.equal(out[:, :15], expected[:, :15]):
+            if torch.equal(out[:, :15], _reference_weeks(table[table.shape[0] - n_weeks * _WEEK:])[:, :15]):
+                raise Wrong(f"for {label} the weeks start at the wrong hour: the first week starts with the table's "
+                            "first hour, and the incomplete week at the end is dropped.")
+            raise Wrong(f"for {label} channels 0-14 are not the table's columns over each week's 168 hours. Hint: "
+                        "a view of the rows as (weeks, hours, columns) puts columns last; move them before the hours.")
+        if not torch.equal(out[:, 15:].sum(dim=1), torch.ones(n_weeks, _WEEK)):
+            raise Wrong(f"for {label} the 4 weather channels (15-18) should sum to 1 at every hour: one channel per "
+                        "weather situation 1, 2, 3, 4.")
+        if not torch.equal(out, expected):
+            raise Wrong(f"for {label} the weather channels are in the wrong order: channel 15 + k is 1 where "
+                        "weathersit is k + 1.")
+    days_of_week = hourly[:, _WEEKDAY_COL].long()
+    expected_means = torch.stack([hourly[days_of_week == d, _DEPARTURES_COL].double().mean() for d in range(7)])
+    got = as_tensor(weekday_means, "weekday_means")
+    if tuple(got.shape) != (7,):
+        raise Wrong(f"`weekday_means` should have shape (7,), Monday first, got {tuple(got.shape)}.")
+    if not torch.isfinite(got).all():
+        raise Wrong("`weekday_means` contains nan or inf: a weekday with no hours? Monday is 0, Sunday 6.")
+    if (got - expected_means).abs().max().item() > 0.01:
+        if (got - expected_means * 24).abs().max().item() < 0.5:
+            raise Wrong("`weekday_means` looks like departures per day; the exercise asks for the mean per hour.")
+        raise Wrong("`weekday_means` is off. Hint: a boolean mask on the weekday column (Monday = 0) picks the "
+                    "hours of each weekday; average their departures.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -795,18 +881,11 @@ def _reference_index(text: str) -> dict[str, int]:
     return {word: i for i, word in enumerate(sorted(set(words)))}
 
 
-@functools.lru_cache(maxsize=1)
-def _austen_vocabulary_size() -> int:
-    from course_utils import data
-
-    return len(_reference_index(data.austen("prideprejudice")))
-
-
-@exercise("01.11", "a vocabulary for code")
-def check_vocabulary(build_index: Any, source_onehot: Any, bigger_vocabulary: Any) -> None:
+@exercise("01.11", "a vocabulary for code, and what lower-casing loses")
+def check_vocabulary(build_index: Any, source_onehot: Any, merged_by_case: Any) -> None:
     require_callable(build_index, "build_index")
     require(source_onehot, "source_onehot")
-    require(bigger_vocabulary, "bigger_vocabulary")
+    require(merged_by_case, "merged_by_case")
     gen = generator(111)
     syllables = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "Po", "X_", "9"]
     random_words = ["".join(syllables[int(i)] for i in torch.randint(0, len(syllables), (int(torch.randint(1, 4, (1,), generator=gen)),), generator=gen))
@@ -835,11 +914,28 @@ def check_vocabulary(build_index: Any, source_onehot: Any, bigger_vocabulary: An
                     f"got {tuple(got.shape)}. Hint: one row per word of the cleaned source, in order.")
     if not torch.equal(got, expected):
         raise Wrong("`source_onehot` has its 1s in the wrong places: row i needs a 1 in the column of word i.")
-    truth = "austen" if _austen_vocabulary_size() > len(index) else "python"
-    if not isinstance(bigger_vocabulary, str) or bigger_vocabulary.strip().lower() not in ("austen", "python"):
-        raise Wrong(f'`bigger_vocabulary` should be "austen" or "python", got {bigger_vocabulary!r}.')
-    if bigger_vocabulary.strip().lower() != truth:
-        raise Wrong("`bigger_vocabulary` is not the text with more distinct words. Hint: compare len(build_index(...)).")
+    if isinstance(merged_by_case, str) or not isinstance(merged_by_case, (list, tuple, set)):
+        raise Wrong(f"`merged_by_case` should be a list of words (str), got a {type(merged_by_case).__name__}.")
+    if not all(isinstance(w, str) for w in merged_by_case):
+        raise Wrong("`merged_by_case` should hold words (str) only.")
+    spellings: dict[str, set[str]] = {}
+    for word in re.sub(r"[^a-zA-Z0-9_]+", " ", source).split():
+        spellings.setdefault(word.lower(), set()).add(word)
+    truth = {w for w, forms in spellings.items() if len(forms) > 1}
+    given = list(merged_by_case)
+    if set(given) == truth and given != sorted(truth):
+        raise Wrong("`merged_by_case` has the right words; return them as a sorted list.")
+    if set(given) != truth:
+        with_capitals = {w for w, forms in spellings.items() if any(f != w for f in forms)}
+        if set(given) == with_capitals:
+            raise Wrong(f"`merged_by_case` lists every word written with a capital somewhere ({len(given)}); "
+                        "lower-casing loses information only where two or more different spellings become one word.")
+        if set(given) - set(index):
+            raise Wrong(f"`merged_by_case` holds {sorted(set(given) - set(index))[:3]}, which are not words of the "
+                        "cleaned, lower-cased index. Hint: list the index's words, lower-case, as build_index makes them.")
+        raise Wrong(f"`merged_by_case` has {len(given)} words, not the words of the index that come from two or more "
+                    "spellings in the original source. Hint: clean the source without lower-casing, and group the "
+                    "words by their lower-case form.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -875,9 +971,18 @@ def check_window(window: Any, bone_voxels: Any) -> None:
             if out.dtype != torch.float32:
                 raise Wrong(f"window should return float32, got {out.dtype}. Hint: convert with .float() first.")
             expected = ((given.double() - low) / width).clamp(0.0, 1.0)
-            assert_close(out, expected, f"window(hu, level={level}, width={width})", rtol=0, atol=1e-6,
-                         hint="(hu - (level - width/2)) / width, then clamp to [0, 1].")
+            if (out.double() - expected).abs().max().item() > 1e-6:
+                label = f"window(hu, level={level}, width={width})"
+                if out.min() < 0 or out.max() > 1:
+                    raise Wrong(f"{label} has values outside [0, 1]: everything below the window should be 0, "
+                                "everything above it 1.")
+                at_level = given.double() == level
+                if at_level.any() and (out.double()[at_level] - 0.5).abs().max() > 1e-6:
+                    raise Wrong(f"{label} does not map HU = level to 0.5: `level` is the centre of the window, "
+                                "not its lower edge.")
+                raise Wrong(f"{label} is off: inside the window the output should rise linearly from 0 at the "
+                            "lower edge to 1 at the upper edge.")
     got = as_int(bone_voxels, "bone_voxels")
     if got != _bone_count():
         raise Wrong(f"bone_voxels = {got} is not the number of Cranium voxels with 226 <= HU <= 3071. "
-                    "Hint: ((vol >= 226) & (vol <= 3071)).sum(), both ends included.")
+                    "Hint: both ends are included, and a voxel must meet both bounds at once.")
