@@ -29,6 +29,8 @@
 #   learning rate (about 2/λ_max), and why normalizing the input fixes both;
 # - to use `torch.autograd` correctly: `requires_grad`, `backward`, accumulation and zeroing,
 #   `no_grad`, `detach`, and your own `autograd.Function`;
+# - that autograd records the operations that actually run, so loops and `if`s are no obstacle, and
+#   that a backward pass from a vector output is a vector-Jacobian product (`backward(gradient=v)`);
 # - to replace hand-written updates with `torch.optim` (SGD, Adam), and to hold out validation data
 #   without letting it leak into the graph.
 #
@@ -273,7 +275,7 @@ print("chain rule == numeric derivative of the whole:",
 #    per link, each evaluated at the stored input of that link.
 #
 # Here it is with exact local derivatives instead of numerical ones, for
-# `[leaky_relu, sigmoid, square]`. (Exercise 02.2 builds the numerical version.)
+# `[leaky_relu, sigmoid, square]`. (Exercise 02.2 builds the numerical version, for a chain of any length.)
 
 # %%
 def sigmoid_grad(u):
@@ -403,6 +405,26 @@ for j in range(x_vec.shape[1]):
     numeric[0, j] = (matmul_forward(bumped_up, W_vec) - matmul_forward(bumped_down, W_vec)).item() / 2e-4
 print("dν/dx = Wᵀ:", matmul_backward_first(x_vec, W_vec), "  numeric:", np.round(numeric, 6))
 print("match:", np.allclose(matmul_backward_first(x_vec, W_vec), numeric))
+
+# %% [markdown]
+# The other half of the statement, $\partial \nu/\partial W = x^\top$, gets the same test: nudge each
+# element of $W$ in turn. The answer has $W$'s shape (3, 1), and each entry is the element of $x$
+# that the weight multiplies.
+
+# %%
+def matmul_backward_second(x, W):
+    """d(x @ W)/dW for one example: x transposed, shaped like W."""
+    return x.T
+
+
+numeric_W = np.zeros_like(W_vec)
+for i in range(W_vec.shape[0]):
+    W_up, W_down = W_vec.copy(), W_vec.copy()
+    W_up[i, 0] += 1e-4
+    W_down[i, 0] -= 1e-4
+    numeric_W[i, 0] = (matmul_forward(x_vec, W_up) - matmul_forward(x_vec, W_down)).item() / 2e-4
+print("dν/dW = xᵀ:", matmul_backward_second(x_vec, W_vec).ravel(), "  numeric:", np.round(numeric_W.ravel(), 6))
+print("match:", np.allclose(matmul_backward_second(x_vec, W_vec), numeric_W))
 
 # %% [markdown]
 # Now the full matrix function. We use Weidman's seeded example so you can compare with the book: the legacy NumPy generator
@@ -622,6 +644,16 @@ print("scaled: |dL/dw| / |dL/db| < 10:", ratio["scaled t_un = 0.1 t_u"] < 10)
 # both knobs: large enough to move $b$, and it throws $w$ over the edge; small enough for $w$, and $b$
 # barely moves.
 #
+# > **Sidebar: eigenvalues without linear algebra.** Skip this if the words *Hessian* and *eigenvalue*
+# > are familiar. A function of one knob has one second derivative, its curvature: how fast the slope
+# > changes as you move. With two knobs there are four second derivatives (how the slope along $w$
+# > changes when you move $w$, or $b$; and the same for the slope along $b$), and the **Hessian** is
+# > that 2 × 2 table. A bowl-shaped loss has two special, perpendicular directions, its
+# > **eigenvectors**: step along one of them and the slope changes along that same direction only,
+# > so along it the bowl is an ordinary parabola. Its curvature along that direction is the
+# > **eigenvalue** $\lambda$. One steep direction and one flat one make a long, narrow trench. A
+# > cell after the next one checks the defining property, $H v = \lambda v$, on the thermometer's Hessian.
+#
 # **Curvature makes this exact.** Our loss is a quadratic bowl in $(w, b)$. Its curvature is the
 # Hessian, the matrix of second derivatives, which here is constant:
 #
@@ -654,6 +686,18 @@ for name, inp in [("raw", t_u), ("scaled", t_un)]:
 print("lr 1e-2 above the critical lr on raw input:", 1e-2 > crit["raw"])
 print("lr 1e-2 below the critical lr on scaled input:", 1e-2 < crit["scaled"])
 print("lr 1e-4 below the critical lr on both:", 1e-4 < crit["raw"] and 1e-4 < crit["scaled"])
+
+# %% [markdown]
+# The sidebar's property, checked: `torch.linalg.eigh` returns the eigenvalues and, as columns, the
+# eigenvectors. Multiplying each eigenvector by $H$ only stretches it, by its eigenvalue. On the
+# raw input the steep direction is almost pure $w$ and the flat one almost pure $b$.
+
+# %%
+lams, vecs = torch.linalg.eigh(mse_hessian(t_u))
+for k in range(2):
+    v = vecs[:, k]
+    print(f"λ = {lams[k].item():9.4g}   direction (w, b) = ({abs(v[0].item()):.3f}, {abs(v[1].item()):.3f}) up to sign"
+          f"   H v == λ v: {torch.allclose(mse_hessian(t_u) @ v, lams[k] * v)}")
 
 # %% [markdown]
 # Both runs are explained. Run A's learning rate is above the critical value for the raw input, so
@@ -702,9 +746,9 @@ plt.show()
 # **The picture behind normalization.** Compute the loss on a grid of $(w, b)$ values and draw its
 # contours, with the paths of runs B and C and the lowest point of the grid (★). Broadcasting does the
 # grid in one expression: a grid of shape (200, 200, 1) against 11 readings gives (200, 200, 11)
-# squared errors, and `.mean(-1)` averages over the readings. Both panels show the same window of
-# $(w, b)$ at the same scale on both axes, because that is the geometry gradient descent sees: it
-# steps straight across the contours, perpendicular to them.
+# squared errors, and `.mean(-1)` averages over the readings. The outer panels show the same window
+# of $(w, b)$, and every panel uses the same scale on both axes, because that is the geometry
+# gradient descent sees: it steps straight across the contours, perpendicular to them.
 
 # %%
 def loss_surface(inp, ws, bs):
@@ -715,24 +759,32 @@ def loss_surface(inp, ws, bs):
 
 ws = torch.linspace(-8, 12, 200, dtype=torch.float64)
 bs = torch.linspace(-22, 3, 200, dtype=torch.float64)
-fig, axes = plt.subplots(1, 2, figsize=(10, 5.2))
-for ax, inp, path, title in [(axes[0], t_u, path_b, "raw t_u, Run B (lr 1e-4)"),
-                             (axes[1], t_un, path_c, "scaled t_un, Run C (lr 1e-2)")]:
-    surface = loss_surface(inp, ws, bs)
+ws_zoom = torch.linspace(0.1, 1.1, 200, dtype=torch.float64)   # Run B moves less than one unit of w
+bs_zoom = torch.linspace(-0.5, 0.5, 200, dtype=torch.float64)
+fig, axes = plt.subplots(1, 3, figsize=(13, 4.8))
+panels = [(axes[0], t_u, path_b, ws, bs, "raw t_u, Run B (lr 1e-4)"),
+          (axes[1], t_u, path_b, ws_zoom, bs_zoom, "the same, zoomed in on Run B"),
+          (axes[2], t_un, path_c, ws, bs, "scaled t_un, Run C (lr 1e-2)")]
+for ax, inp, path, ws_, bs_, title in panels:
+    surface = loss_surface(inp, ws_, bs_)
     levels = np.geomspace(surface.min().item() * 1.05, surface.max().item(), 18)
-    ax.contour(ws, bs, surface, levels=levels, cmap="viridis", linewidths=0.8)
+    ax.contour(ws_, bs_, surface, levels=levels, cmap="viridis", linewidths=0.8)
     ax.plot(path[:, 0], path[:, 1], ".-", color="C3", ms=3, lw=1.2)
     ax.plot(path[0, 0], path[0, 1], "o", color="C3", mfc="none", ms=8)
-    lowest = divmod(surface.argmin().item(), len(ws))           # (row, column) of the grid's lowest point
-    ax.plot(ws[lowest[1]], bs[lowest[0]], "*", color="k", ms=10)
+    if ws_ is ws:   # the zoom does not reach the minimum
+        lowest = divmod(surface.argmin().item(), len(ws_))   # (row, column) of the grid's lowest point
+        ax.plot(ws_[lowest[1]], bs_[lowest[0]], "*", color="k", ms=10)
     ax.set(xlabel="w", ylabel="b", title=title, aspect="equal")
+axes[0].add_patch(plt.Rectangle((0.1, -0.5), 1.0, 1.0, fill=False, edgecolor="0.3", lw=1))  # the zoomed window
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# On the raw input (left) the valley is a long, thin trench: across it the walls are steep (large
-# $\lambda_{\max}$), along it the floor is almost flat (tiny $\lambda_{\min}$). Run B drops into
-# the trench in a few steps, nearly straight across, and then has almost no slope left to follow
-# along it. Scaled (right), the valley is about ten times less elongated (the square root of the
+# On the raw input (left and middle) the valley is a long, thin trench: across it the walls are
+# steep (large $\lambda_{\max}$), along it the floor is almost flat (tiny $\lambda_{\min}$). Run B is
+# too short to see at that scale, so the middle panel zooms in on the small square: it drops into
+# the trench in a few steps, nearly straight across (almost pure $w$, the steep direction), and then
+# has almost no slope left to follow along the floor, which is almost pure $b$. Scaled (right), the valley is about ten times less elongated (the square root of the
 # ratio of the two condition numbers), and Run C heads down along it; given enough epochs it reaches
 # the bottom, which is Run C′. Normalizing inputs to similar, modest ranges is one of the cheapest
 # and most effective things you can do in deep learning; you will meet it again as data
@@ -927,8 +979,38 @@ print("lr 1e-4 losses:", ", ".join(f"{v:.3g}" for v in history_large))
 print("lr 1e-4: after 10 steps the loss is over 10x the initial loss:", history_large[-1] > 10 * history_large[0])
 
 # %% [markdown]
-# So the book's 1e-5 is about a third of the critical value, and ten times more diverges, exactly as
-# the Hessian predicts. (Normalizing $t$ would help here too.)
+# So the book's 1e-5 is a bit over a quarter of the critical value, and ten times more diverges,
+# exactly as the Hessian predicts:
+
+# %%
+print(f"1e-5 / critical lr = {1e-5 / crit_q:.2f}")
+
+# %% [markdown]
+# **Why the fit stalls.** The ten steps above bring the loss from about 26,000 down to about 677,
+# and there it sits. Run for longer at 1e-5 and it crawls: it is still about 400 after 100,000
+# steps, while the best quadratic reaches about 7 (the noise we added has variance 9, so no curve
+# can do much better), and the last panel's curve misses the left half of the data. The Hessian
+# explains that too. Its smallest eigenvalue is tiny next to its largest: the condition number of
+# the design $[t^2, t, 1]$ is huge, because $t^2$ runs up to 361 while the constant column is 1. Along the flat direction (almost pure $c$,
+# the constant term) each step removes only a fraction $\text{lr}\cdot\lambda_{\min}$ of the
+# remaining distance, and the learning rate cannot rise to compensate, because the steep direction
+# caps it at $2/\lambda_{\max}$:
+
+# %%
+lam_q = torch.linalg.eigvalsh(hessian_q)
+print(f"λ_min = {lam_q[0].item():.2g}, λ_max = {lam_q[-1].item():.2g}, condition number {(lam_q[-1] / lam_q[0]).item():.2g}")
+print(f"steps at lr 1e-5 to shrink the flat direction's error by a factor e: {1 / (1e-5 * lam_q[0].item()):.2g}")
+t_norm = (time_s - time_s.mean()) / time_s.std()        # centred and scaled time
+design_norm = torch.stack([t_norm ** 2, t_norm, torch.ones(20)], dim=1).double()
+lam_norm = torch.linalg.eigvalsh((2 / len(time_s)) * design_norm.T @ design_norm)
+print(f"with normalized t the condition number is {(lam_norm[-1] / lam_norm[0]).item():.2g}")
+print("normalizing t improves the conditioning over 10,000-fold:",
+      (lam_q[-1] / lam_q[0]).item() > 1e4 * (lam_norm[-1] / lam_norm[0]).item())
+
+# %% [markdown]
+# Hundreds of thousands of steps per factor of $e$: that is the stall. The fix is the one from
+# section 3. Centring and scaling $t$ makes the three columns comparable, the condition number
+# drops to single figures, and a larger learning rate becomes safe.
 #
 # ## 5. Autograd
 #
@@ -1055,6 +1137,78 @@ params = torch.tensor([1.0, 0.0], requires_grad=True)
 print("torch.autograd.grad:", g_functional.round(decimals=2).tolist(), "  params.grad is still None:", params.grad is None)
 
 # %% [markdown]
+# ### Outputs that are not scalars: `backward(gradient=v)`
+#
+# Every `backward()` so far started from a scalar loss. A function $y = f(x)$ from $n$ inputs to $m$
+# outputs has an $m \times n$ matrix of derivatives, the **Jacobian** $J_{ij} = \partial y_i / \partial x_j$.
+# Reverse mode never builds $J$. One backward pass takes a vector $v$ with one weight per output and
+# returns $v^\top J$, the gradient of the scalar $\sum_i v_i y_i$: a **vector-Jacobian product**.
+# With no $v$ there is nothing to start from, and torch says so:
+
+# %%
+def f_vec(x):
+    """A function from R³ to R⁴."""
+    return torch.stack([x[0] * x[1], torch.sin(x[2]) + x[0], x[1] ** 2 * x[2], x.sum()])
+
+
+x_nv = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+y_nv = f_vec(x_nv)
+try:
+    y_nv.backward()
+except RuntimeError as err:
+    print("RuntimeError:", err)
+
+# %% [markdown]
+# From scratch first. Central differences give the Jacobian one column at a time: nudge input $j$
+# and watch all four outputs move. Then $v^\top J$ is a matrix product.
+
+# %%
+v_nv = torch.tensor([1.0, -2.0, 0.5, 2.0], dtype=torch.float64)
+with torch.no_grad():
+    columns = []
+    for j in range(3):
+        step = torch.zeros(3, dtype=torch.float64)
+        step[j] = 1e-6
+        columns.append((f_vec(x_nv + step) - f_vec(x_nv - step)) / 2e-6)
+    J_numeric = torch.stack(columns, dim=1)          # (4 outputs, 3 inputs)
+print("J (central differences):\n", J_numeric.round(decimals=4))
+print("vᵀJ from scratch:", (v_nv @ J_numeric).round(decimals=4).tolist())
+
+# %% [markdown]
+# Then the library, two ways: `backward(gradient=v)` leaves $v^\top J$ in `x.grad`, and
+# `torch.autograd.functional.jacobian` builds the whole $J$ (with one backward pass per output).
+# All three agree. The `gradient` argument also explains a trick used below: `y.sum().backward()`
+# is `y.backward(gradient=torch.ones_like(y))`.
+
+# %%
+y_nv.backward(gradient=v_nv)
+J_library = torch.autograd.functional.jacobian(f_vec, x_nv.detach())
+print("backward(gradient=v):", x_nv.grad.round(decimals=4).tolist())
+print("vᵀJ == backward(gradient=v):", torch.allclose(v_nv @ J_library, x_nv.grad))
+print("central-difference J == autograd J (atol 1e-8):", torch.allclose(J_numeric, J_library, atol=1e-8))
+
+# %% [markdown]
+# **`retain_graph`.** A backward pass frees the graph's saved values as it goes, so a second
+# `backward()` through the same graph fails. Pass `retain_graph=True` to keep it; the second pass
+# then works and, like every backward pass, *adds* into the leaf's `.grad`:
+
+# %%
+x_nv.grad = None
+y_nv = f_vec(x_nv)
+y_nv.backward(gradient=v_nv)
+try:
+    y_nv.backward(gradient=v_nv)
+except RuntimeError as err:
+    print("RuntimeError:", str(err).split(".")[0] + ".")
+
+x_nv.grad = None
+y_nv = f_vec(x_nv)
+y_nv.backward(gradient=v_nv, retain_graph=True)
+once = x_nv.grad.clone()
+y_nv.backward(gradient=v_nv)
+print("with retain_graph=True the second pass runs, and x.grad doubles:", torch.allclose(x_nv.grad, 2 * once))
+
+# %% [markdown]
 # ## 6. Autograd from scratch
 #
 # Autograd is less magic than it looks. A scalar version fits in one class: each `Value` remembers
@@ -1156,6 +1310,67 @@ print(a_t.grad)
 print("torch gives 35 everywhere:", bool((a_t.grad == 35).all()))
 
 # %% [markdown]
+# ### Python control flow: the graph is recorded as the code runs
+#
+# Neither `Value` nor torch sees your source code. They record the operations that actually run,
+# which is why this style is called **define-by-run**. A function may contain loops and `if`s
+# that depend on the data: each call records only the branch taken and as many loop turns as ran,
+# so each input gets its own graph, and `backward()` differentiates the path that was taken.
+#
+# Newton's method for $\sqrt{a}$ repeats $x \leftarrow (x + a/x)/2$ until $x^2$ is within $10^{-12}$
+# of $a$. How many turns that takes depends on $a$, and the starting guess depends on an `if`. The
+# one function below runs on our `Value` (from scratch) and on torch tensors (the library),
+# because it uses only `+`, `*` and `**`; `number` reads the plain float out of either, for the tests.
+
+# %%
+def number(v):
+    """The plain float inside a Value, a 0-d tensor or a float (read, never differentiated)."""
+    if isinstance(v, Value):
+        return v.data
+    return v.detach().item() if isinstance(v, torch.Tensor) else float(v)
+
+
+def newton_sqrt(a):
+    """√a by Newton's method; returns the root and the number of loop turns taken."""
+    x = a * 0.5 if number(a) > 1 else 1.0      # the starting guess depends on the data
+    turns = 0
+    while abs(number(x) ** 2 - number(a)) > 1e-12 * number(a):   # so does the number of turns
+        x = (x + a * x ** -1) * 0.5
+        turns += 1
+    return x, turns
+
+
+def graph_size(tensor):
+    """How many backward nodes torch recorded for `tensor`."""
+    seen, todo = set(), [tensor.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            todo.extend(child for child, _ in fn.next_functions)
+    return len(seen)
+
+
+for a_value in [2.0, 10000.0]:
+    a_scratch = Value(a_value)
+    root_scratch, turns = newton_sqrt(a_scratch)
+    root_scratch.backward()
+    a_torch = torch.tensor(a_value, dtype=torch.float64, requires_grad=True)
+    root_torch, _ = newton_sqrt(a_torch)
+    root_torch.backward()
+    exact = 1 / (2 * math.sqrt(a_value))
+    print(f"a = {a_value:7g}: {turns:2d} loop turns, torch recorded {graph_size(root_torch):3d} nodes;  "
+          f"d√a/da = 1/(2√a): Value {math.isclose(a_scratch.grad, exact, rel_tol=1e-9)}, "
+          f"torch {math.isclose(a_torch.grad.item(), exact, rel_tol=1e-9)}")
+
+# %% [markdown]
+# Two inputs, two different graphs, one correct derivative each. Autograd differentiates the
+# computation that ran, the unrolled loop, not the mathematical function you had in mind. Here the
+# two agree because Newton's iteration converges, and its derivative converges with it. With a
+# loop that stops early, or an `if` that picks a different formula on each side of a point, the
+# gradient is that of the branch actually taken, and says nothing about the other one.
+
+# %% [markdown]
 # **Why topological order, and not simple recursion?** Weidman's `NumberWithGrad` sends each
 # gradient contribution back recursively, the moment it arrives. That gives the right answer (all
 # contributions still get added), but it walks every *path* through the graph, not every node, and a
@@ -1198,9 +1413,32 @@ print(f"naive recursion: {calls[0]} visits;  topological order: {count_nodes(out
 print("same gradient:", math.isclose(x_naive.grad, x_topo.grad, rel_tol=1e-12))
 
 # %% [markdown]
-# Our `backward` has one more trap, which torch avoids: it adds into the `.grad` of every node,
-# so calling it twice on the same graph double counts. Torch keeps `.grad` on leaves only and frees
-# the graph after `backward()`. In Exercise 02.8 you will add an explicit `zero_grad()`.
+# **Calling `backward()` twice.** Torch accumulates on leaves, so with the graph retained a second
+# pass adds a second 35 and `a.grad` becomes 70. Our `Value` does something worse. Its `backward`
+# adds into the `.grad` of *every* node, intermediates included, and those keep their gradients from
+# the first pass. The second pass starts from these stale values and re-propagates them, so the
+# error compounds along the graph:
+
+# %%
+a = Value(3.0)
+d = (4 * a + 3) * (a + 2)
+d.backward()
+d.backward()
+a_t = torch.tensor(3.0, requires_grad=True)
+d_t = (4 * a_t + 3) * (a_t + 2)
+d_t.backward(retain_graph=True)
+d_t.backward()
+print("Value after two backward():", a.grad, "   torch with retain_graph:", a_t.grad.item())
+print("Value gives 125, torch 70 = 35 + 35:", a.grad == 125.0 and a_t.grad.item() == 70.0)
+
+# %% [markdown]
+# Where 125 comes from: after the first pass $a$ holds 35, the nodes $4a$ and $4a + 3$ hold 5 each
+# and $a + 2$ holds 15. The second pass adds 5 and 15 again, so $4a + 3$ holds 10 and $a + 2$ holds
+# 30. Then $4a$ receives 10 on top of its stale 5 and sends $4 \cdot 15 = 60$ to $a$, and $a + 2$ sends
+# 30: $a$ ends at $35 + 60 + 30 = 125$.
+# Torch avoids this because intermediate tensors keep no `.grad` (unless you ask with
+# `retain_grad()`): each pass starts fresh, and only the leaves accumulate. For our class the
+# cure is to reset every node before a new pass; in Exercise 02.8 you add that `zero_grad()`.
 #
 # ## 7. A backward pass from scratch
 #
@@ -1580,30 +1818,40 @@ print("a detached loss has no grad_fn:  ", kept.grad_fn is None, "  requires_gra
 #    rises), the model is **overfitting**: it is learning the particular training points, noise
 #    included, rather than the pattern.
 #
-# The four typical pictures:
+# The four typical pictures (after *Deep Learning with PyTorch*, figure 5.14):
 
 # %%
 ep = np.linspace(0, 1, 200)
-fig, axes = plt.subplots(1, 4, figsize=(13, 2.8), sharey=True)
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), sharey=True)
 scenarios = [
-    ("A: training loss does not fall", 1.0 - 0.05 * ep, 1.05 - 0.04 * ep),
-    ("B: overfitting", 0.15 + 0.85 * np.exp(-5 * ep), 0.45 + 0.55 * np.exp(-6 * ep) + 0.5 * ep ** 2),
-    ("C: the ideal, both fall together", 0.1 + 0.9 * np.exp(-4 * ep), 0.15 + 0.9 * np.exp(-4 * ep)),
-    ("D: gap, but still improving", 0.1 + 0.9 * np.exp(-4 * ep), 0.35 + 0.75 * np.exp(-3 * ep)),
+    ("A: training loss\ndoes not fall", 1.0 - 0.05 * ep, 1.05 - 0.04 * ep),
+    ("B: overfitting\n(validation turns up)", 0.15 + 0.85 * np.exp(-5 * ep), 0.45 + 0.55 * np.exp(-6 * ep) + 0.5 * ep ** 2),
+    ("C: both fall together:\nroom to grow the model", 0.1 + 0.9 * np.exp(-4 * ep), 0.15 + 0.9 * np.exp(-4 * ep)),
+    ("D: a gap, same trend:\noverfitting under control", 0.1 + 0.9 * np.exp(-4 * ep), 0.35 + 0.75 * np.exp(-3 * ep)),
 ]
 for ax, (title, train_curve, val_curve) in zip(axes, scenarios):
     ax.plot(ep, train_curve, label="train")
     ax.plot(ep, val_curve, "--", label="validation")
-    ax.set(title=title, xlabel="epochs", xticks=[], yticks=[])
+    ax.set_title(title, fontsize=10)
+    ax.set(xlabel="epochs", xticks=[], yticks=[])
 axes[0].set_ylabel("loss")
 axes[0].legend(fontsize=8)
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The working recipe: first **grow** the model until it fits the training data (rule 1 no longer
-# applies), then **shrink or regularize** it until it stops overfitting (rule 2). Our line has two
-# parameters and nothing to overfit with. Exercise 02.7 tries a model with one more parameter, and
-# chapter 03 continues with real networks, minibatches and `torch.nn`.
+# Read them with the two rules. In A the training loss hardly falls: rule 1, the model cannot fit
+# the data. In B the validation loss turns up while the training loss keeps falling: rule 2,
+# overfitting. C is not "the ideal" it may look like: training and validation agree so closely that
+# the model has not reached the point where it starts to overfit, so it has capacity to spare, and a
+# bigger model would probably fit better. D is the usual good outcome: validation sits above
+# training, but the two follow the same trend, so the overfitting is under control.
+#
+# The working recipe follows: first **grow** the model until it fits the training data (rule 1 no
+# longer applies, and you have left C behind), then **shrink or regularize** it until it stops
+# overfitting (from B back to D). Our line has two parameters and nothing to overfit with: it sits in
+# C. Exercise 02.7 tries a model with one more parameter, and chapter 03 continues with real
+# networks, minibatches and `torch.nn`.
 #
 # ## Summary
 #
@@ -1623,8 +1871,12 @@ plt.show()
 #   update parameters inside **`torch.no_grad()`**, use `retain_grad()` for intermediate tensors,
 #   `torch.autograd.grad` for a functional answer, and a **`torch.autograd.Function`** (checked with
 #   `gradcheck` in float64) for your own backward.
+# - A backward pass from a vector output needs a vector: `y.backward(gradient=v)` computes the
+#   **vector-Jacobian product** $v^\top J$ without building $J$; `retain_graph=True` keeps the graph
+#   for another pass, which again adds into `.grad`.
 # - Under the hood, backpropagation is a walk over the graph in reverse **topological order**;
-#   a scalar version fits in one small class.
+#   a scalar version fits in one small class. The graph is recorded **as the code runs**, so loops
+#   and `if`s that depend on the data are differentiated along the path actually taken.
 # - `torch.optim` separates the update rule from the loop. **Adam** adapts the step size per
 #   parameter and copes with the raw, badly scaled input.
 # - Hold out **validation** data, call `backward()` on the training loss only, compute the validation
@@ -1637,87 +1889,100 @@ plt.show()
 # pass. Difficulty runs from 1 (a few lines) to 3 (a small project).
 
 # %% [markdown]
-# ### Exercise 02.1 · Central differences (difficulty 1)
+# ### Exercise 02.1 · A numerical gradient (difficulty 1, about 10 minutes)
 #
-# Write `deriv(f, x, delta=1e-3)`, the central-difference estimate of $f'(x)$, and
-# `forward_deriv(f, x, delta=1e-3)`, the forward difference. `f` works elementwise and `x` is a
-# NumPy array, so your functions should return an array of estimates of the same shape. The check
-# compares `deriv` with exact derivatives of five smooth functions (relative error below 1e-5), and
-# confirms that your forward difference is the less accurate of the two.
+# Section 2's `deriv` handles a function of one number. A loss is a function of many. Write
+# `numerical_grad(f, x, delta=1e-5)`: `f` takes a NumPy array `x` of any shape and returns one
+# number, and `numerical_grad` returns the array of its partial derivatives $\partial f/\partial x_i$,
+# shaped like `x`, each estimated by a central difference that moves that one element. It must
+# leave `x` as it found it. (This is the gradient check that `gradcheck` automates in section 7.)
+# The check compares with exact gradients of four hidden functions on arrays of shape (6,) and
+# (2, 3), with your default `delta` and with `delta=1e-3`.
 
 # %%
-def deriv(f, x, delta=1e-3):
+def numerical_grad(f, x, delta=1e-5):
     # BEGIN SOLUTION
-    return (f(x + delta) - f(x - delta)) / (2 * delta)
+    grad = np.zeros(x.shape)
+    for index in np.ndindex(*x.shape):
+        bump = np.zeros(x.shape)
+        bump[index] = delta
+        grad[index] = (f(x + bump) - f(x - bump)) / (2 * delta)
+    return grad
     # END SOLUTION
 
 
-def forward_deriv(f, x, delta=1e-3):
-    # BEGIN SOLUTION
-    return (f(x + delta) - f(x)) / delta
-    # END SOLUTION
-
-
 # %%
-check("02.1", deriv, forward_deriv)
+check("02.1", numerical_grad)
 
 # %% [markdown]
-# ### Exercise 02.2 · A chain of three (difficulty 2)
+# ### Exercise 02.2 · A chain of any length (difficulty 2, about 15 minutes)
 #
-# Write `chain_deriv_3(f1, f2, f3, x)`, the derivative of $f_3(f_2(f_1(x)))$ with respect to $x$, the
-# way Weidman does it: compute the forward values $f_1(x)$ and $f_2(f_1(x))$, take the derivative of
-# each link with your `deriv` from 02.1 *at the value that flows into that link*, and multiply. `x` is
-# a NumPy array; the functions work elementwise. The check compares with the exact derivative on four
-# hidden chains (to 1e-6).
+# Write `chain_deriv(chain, x)`: `chain` is a list of elementwise functions, applied first to last
+# (so `[f1, f2, f3]` means $f_3(f_2(f_1(x)))$), of any length from one link up, and `x` is a NumPy
+# array. Return the derivative of the whole chain at `x` by the chain rule, link by link: a forward
+# pass that keeps the value flowing into each link, then each link's derivative, taken numerically
+# with section 2's `deriv` at its own input, multiplied together. The check runs five hidden chains
+# of one to five links, and watches where each link is evaluated, so a numerical derivative of the
+# whole composition does not pass.
 
 # %%
-def chain_deriv_3(f1, f2, f3, x):
+def chain_deriv(chain, x):
     # BEGIN SOLUTION
-    u1 = f1(x)
-    u2 = f2(u1)
-    return deriv(f3, u2) * deriv(f2, u1) * deriv(f1, x)
+    inputs = []
+    value = x
+    for link in chain:
+        inputs.append(value)          # forward: what flows into this link
+        value = link(value)
+    slopes = [deriv(link, u) for link, u in zip(chain, inputs)]
+    return np.prod(slopes, axis=0)
     # END SOLUTION
 
 
 # %%
-check("02.2", chain_deriv_3)
+check("02.2", chain_deriv)
 
 # %% [markdown]
-# ### Exercise 02.3 · The gradient of the linear model (difficulty 1)
+# ### Exercise 02.3 · The gradient of a quadratic model (difficulty 1, about 10 minutes)
 #
-# Write `grad_fn(t_u, t_c, t_p, w, b)`: the gradient $[\partial L/\partial w, \partial L/\partial b]$ of
-# the mean squared error of the model $t_p = w\,t_u + b$, as a tensor of shape (2,). `w` and `b` are
-# 0-d tensors and `t_p` holds the model's predictions. Derive it on paper first; the check compares
-# with `torch.autograd.grad` on five hidden datasets of different sizes.
+# Section 3 derived the gradient of the MSE for the line $w\,t + b$. Do the same for the model
+# $t_p = w_2 t^2 + w_1 t + b$ (the one Exercise 02.7 trains): write
+# `grad_quad(t, t_c, t_p, w2, w1, b)`, returning $[\partial L/\partial w_2, \partial L/\partial w_1,
+# \partial L/\partial b]$ as a tensor of shape (3,). The parameters are 0-d tensors and `t_p` holds
+# the model's predictions. Derive it on paper first; the check compares with `torch.autograd.grad`
+# on five hidden datasets of different sizes.
 
 # %%
-def grad_fn(t_u, t_c, t_p, w, b):
+def grad_quad(t, t_c, t_p, w2, w1, b):
     # BEGIN SOLUTION
-    dloss_dtp = 2 * (t_p - t_c) / t_p.numel()
-    return torch.stack([(dloss_dtp * t_u).sum(), dloss_dtp.sum()])
+    slope = 2 * (t_p - t_c) / len(t)           # dL/dt_p, one per point
+    how_t_p_moves = [t * t, t, torch.ones_like(t)]   # dt_p/dw2, dt_p/dw1, dt_p/db
+    return torch.stack([(slope * d).sum() for d in how_t_p_moves])
     # END SOLUTION
 
 
 # %%
-check("02.3", grad_fn)
+check("02.3", grad_quad)
 
 # %% [markdown]
-# ### Exercise 02.4 · Predict the output (difficulty 1)
+# ### Exercise 02.4 · Predict the output (difficulty 1, about 10 minutes)
 #
 # Predict each value *before* you run anything, then write code that confirms your predictions.
+# Throughout, `x = torch.tensor(3.0, requires_grad=True)`.
 #
-# - (a) `x = torch.tensor(3.0, requires_grad=True)`. Twice: compute a fresh `y = x ** 2` and call
-#   `y.backward()`. What is `x.grad` now (as a number)?
+# - (a) Twice: compute a fresh `y = x ** 2` and call `y.backward()`. What is `x.grad` now (a number)?
 # - (b) A parameter has a gradient; you call `opt.zero_grad()` on an optimizer that holds it. What is
 #   its `.grad` right after that?
-# - (c) What is `(x * 2).detach().requires_grad`?
-# - (d) What is `(x * 2).requires_grad` when computed inside `with torch.no_grad():`?
+# - (c) Three predictions, as a tuple of booleans: the `requires_grad` of `(x * 2).detach()`, of
+#   `x.detach() * 2`, and of `(x * 2).detach().requires_grad_()`.
+# - (d) Three predictions: inside `with torch.no_grad():` you compute `y = x * 2`. What is
+#   `y.requires_grad` inside the block, `x.requires_grad` inside the block, and, after the block,
+#   `(y * x).requires_grad`?
 
 # %%
 grad_after_two_backwards = ...  # (a) your prediction
 grad_after_zero_grad = ...      # (b)
-detached_requires_grad = ...    # (c)
-no_grad_requires_grad = ...     # (d)
+detach_answers = ...            # (c) a tuple of three booleans
+no_grad_answers = ...           # (d) a tuple of three booleans
 # BEGIN SOLUTION
 x = torch.tensor(3.0, requires_grad=True)
 for _ in range(2):
@@ -1731,56 +1996,72 @@ opt = torch.optim.SGD([p], lr=0.1)
 opt.zero_grad()
 grad_after_zero_grad = p.grad                # None: zero_grad() sets grads to None by default
 
-detached_requires_grad = (x * 2).detach().requires_grad
+x = torch.tensor(3.0, requires_grad=True)
+detach_answers = ((x * 2).detach().requires_grad,             # detached: out of the graph
+                  (x.detach() * 2).requires_grad,             # computed from a detached tensor only
+                  (x * 2).detach().requires_grad_().requires_grad)  # a new leaf that asks for gradients
 with torch.no_grad():
-    no_grad_requires_grad = (x * 2).requires_grad
+    y = x * 2
+    inside = (y.requires_grad, x.requires_grad)               # new results: no; the leaf keeps its flag
+no_grad_answers = (*inside, (y * x).requires_grad)            # after the block x brings tracking back
 # END SOLUTION
 
 # %%
-check("02.4", grad_after_two_backwards, grad_after_zero_grad, detached_requires_grad, no_grad_requires_grad)
+check("02.4", grad_after_two_backwards, grad_after_zero_grad, detach_answers, no_grad_answers)
 
 # %% [markdown]
-# ### Exercise 02.5 · Debug this training loop (difficulty 2)
+# ### Exercise 02.5 · Debug this: keep the best epoch (difficulty 2, about 20 minutes)
 #
-# The function below is meant to train the linear model with plain gradient descent and report the
-# validation loss. It has three bugs. Find them (running it is a good start), then write a fixed
-# `train(...)` with the same signature and the same return value: the trained `params` and the
-# validation loss of the last epoch as a tensor. It must not change any tensor passed in. The
-# check runs it on hidden data and compares with a correct loop.
+# The function below trains the line with `torch.optim.SGD` and is meant to return the parameters of
+# the epoch with the lowest validation loss (a simple form of early stopping), together with the
+# history of validation losses, one number per epoch. Each epoch makes one step, then measures the
+# validation loss of the updated parameters. The function has three bugs. Find them (run it on
+# section 9's split and look at what comes back), then write a fixed `fit_best(...)` with the same
+# signature that returns `best_params, history`. It must not change any tensor passed in. The check
+# runs it on hidden data whose validation loss falls and then rises, compares with a correct loop,
+# and watches whether your validation pass records a graph.
 
 # %%
-def buggy_train(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
+def buggy_fit_best(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
     params = params.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.SGD([params], lr=learning_rate)
+    history, best_loss, best_params = [], float("inf"), None
     for epoch in range(n_epochs):
         train_loss = loss_fn(model(train_u, *params), train_c)
+        train_loss.backward()
+        optimizer.zero_grad()
+        optimizer.step()
         val_loss = loss_fn(model(val_u, *params), val_c)
-        (train_loss + val_loss).backward()
-        params -= learning_rate * params.grad
-    return params, val_loss
+        history.append(val_loss)
+        if val_loss < best_loss:
+            best_loss, best_params = val_loss, params
+    return best_params, history
 
 
 # %%
-def train(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
+def fit_best(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
     # BEGIN SOLUTION
     params = params.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.SGD([params], lr=learning_rate)
+    history, best_loss, best_params = [], float("inf"), None
     for epoch in range(n_epochs):
-        train_loss = loss_fn(model(train_u, *params), train_c)
-        with torch.no_grad():                  # bug 3: no graph for the validation loss...
-            val_loss = loss_fn(model(val_u, *params), val_c)
-        if params.grad is not None:            # bug 1: reset the accumulated gradient
-            params.grad.zero_()
-        train_loss.backward()                  # ...and only the training loss goes backward
-        with torch.no_grad():                  # bug 2: update the leaf with recording off
-            params -= learning_rate * params.grad
-    return params, val_loss
+        optimizer.zero_grad()                           # bug 1: clear the old gradient before backward,
+        loss_fn(model(train_u, *params), train_c).backward()
+        optimizer.step()                                # ...not between backward and step
+        with torch.no_grad():                           # bug 2: no graph for the validation pass,
+            val_loss = loss_fn(model(val_u, *params), val_c).item()   # and plain numbers in the history
+        history.append(val_loss)
+        if val_loss < best_loss:
+            best_loss, best_params = val_loss, params.detach().clone()   # bug 3: a copy, not another name
+    return best_params, history
     # END SOLUTION
 
 
 # %%
-check("02.5", train)
+check("02.5", fit_best)
 
 # %% [markdown]
-# ### Exercise 02.6 · Predict divergence from the curvature (difficulty 2)
+# ### Exercise 02.6 · Predict divergence from the curvature (difficulty 2, about 20 minutes)
 #
 # 1. Write `critical_lr(x)`: the critical learning rate $2/\lambda_{\max}$ of plain gradient descent
 #    on the MSE of $w\,x + b$, from the Hessian in section 3 (use `torch.linalg.eigvalsh`).
@@ -1832,7 +2113,7 @@ for inp, name in [(t_u, "raw"), (t_un, "scaled")]:
 check("02.6", critical_lr, diverges, crit_raw, crit_scaled)
 
 # %% [markdown]
-# ### Exercise 02.7 · One more parameter (difficulty 2)
+# ### Exercise 02.7 · One more parameter (difficulty 2, about 20 minutes)
 #
 # *Deep Learning with PyTorch* ends chapter 5 with this: replace the line by
 # $t_p = w_2\, t^2 + w_1\, t + b$, on the scaled input `t_un`, and train it on the same training split
@@ -1877,19 +2158,26 @@ print(f"val loss:   quadratic {quad_losses[1]:.4g}, linear {lin_losses[1]:.4g}  
 
 # %% [markdown] tags=["solution"]
 # The quadratic model always fits the training points at least as well as the line: setting $w_2 = 0$
-# gives back the line, so its best training loss cannot be higher. Its validation loss is a different
-# matter, and with only two validation points the comparison is weak evidence either way: a different
-# random split can reverse it. The fitted $w_2$ is small next to $w_1$, so the curve stays close to the
-# line over the measured range; the physics (a Fahrenheit scale is linear in Celsius) says the extra
-# term can only be fitting noise, and it would bend away from the truth outside the range of the data.
+# gives back the line, so its best training loss cannot be higher. On this split it is also better on
+# the two validation points. Two points are weak evidence, though: a different random split can
+# reverse the verdict. To judge how far the curve bends, compare the *terms*, not the coefficients:
+# $w_2$ multiplies $t^2$ and $w_1$ multiplies $t$, so their sizes are not comparable directly. Over
+# the measured range ($t_{un}$ from about 2 to 8) the fitted $w_2 t^2$ term grows to roughly 16 °C,
+# next to about 24 °C for $w_1 t$. What matters is how far the curve departs from a straight line
+# over that range: roughly ±1.5 °C, comparable to the scatter of the readings. The physics (a
+# Fahrenheit scale is linear in Celsius) says the bend can only be fitting the noise of these
+# readings, and outside the range of the data it would carry the curve away from the truth.
 
 # %%
 check("02.7", quad_params, split_params, train_indices, val_indices, quad_losses, lin_losses, better_on_val)
 
 # %% [markdown]
-# ### Exercise 02.8 · A scalar autodiff engine (difficulty 3)
+# ### Exercise 02.8 · A scalar autodiff engine (difficulty 3, about 40 minutes)
 #
-# Write your own `Value` class (the lesson's is a good start). It needs:
+# This is the chapter's one deliberate rebuild: close the lesson and **rebuild it from memory**,
+# then extend it. Writing the engine yourself is how its two ideas (topological order, `+=`)
+# stick, and the extensions are new: division and `exp`, numbers on either side of every operator,
+# and the `zero_grad()` that section 6 showed is missing. Write your own `Value` class. It needs:
 #
 # - `Value(x)` for a number `x`, with attributes `.data` (a float) and `.grad` (starting at 0);
 # - `+`, `-`, `*`, `/` between Values and with plain numbers on either side (`2 * a`, `1 - a`,
@@ -1985,56 +2273,48 @@ class Value:
 check("02.8", Value)
 
 # %% [markdown]
-# ### Exercise 02.9 · Backpropagation by hand (difficulty 2)
+# ### Exercise 02.9 · Backpropagation through two tanh layers (difficulty 2, about 25 minutes)
 #
-# Without scrolling back to section 7, write `mse_grad(inp, targ)`, `relu_grad(inp, out)`,
-# `lin_grad(inp, out, w, b)` and `forward_and_backward(x, y, w1, b1, w2, b2)` for the network
-# `lin → relu → lin → mse` (use the `lin`, `relu` and `mse_out` functions from section 7). As there,
-# each backward function stores gradients in the `.g` attribute of its input tensors, so that after
-# `forward_and_backward(...)` each of `x`, `w1`, `b1`, `w2` and `b2` has a `.g` of its own shape.
-# `y` has shape (N,) and the network's output (N, 1). The hidden test shapes include a batch of one
-# example and a single input feature.
+# Section 7's network had one ReLU layer. Take the backward pass one step further, to the network
+# `lin → tanh → lin → tanh → lin → mse`, with weights `w1`, `w2`, `w3` and biases `b1`, `b2`, `b3`.
+# Write `tanh_grad(inp, out)`, which sets `inp.g` from `out.g` for `out = torch.tanh(inp)` (hint:
+# $\tanh'(u) = 1 - \tanh(u)^2$, and the forward pass already computed $\tanh(u)$), and
+# `forward_and_backward_deep(x, y, w1, b1, w2, b2, w3, b3)`, which runs the forward pass, keeping every
+# intermediate, and then the backward pass in reverse order. Reuse section 7's `lin`, `mse_out`,
+# `mse_grad` and `lin_grad`. Afterwards each of `x`, `w1` … `b3` has a `.g` of its own shape. `y` has
+# shape (N,) and the network's output (N, 1). The hidden test shapes include a batch of one example
+# and a single input feature; the check compares every `.g` with autograd.
 
 # %%
-def mse_grad(inp, targ):
+def tanh_grad(inp, out):
     # BEGIN SOLUTION
-    inp.g = 2.0 * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]
+    inp.g = (1 - out ** 2) * out.g          # tanh' from the stored output, times the incoming gradient
     # END SOLUTION
 
 
-def relu_grad(inp, out):
+def forward_and_backward_deep(x, y, w1, b1, w2, b2, w3, b3):
     # BEGIN SOLUTION
-    inp.g = (inp > 0).to(inp.dtype) * out.g
-    # END SOLUTION
-
-
-def lin_grad(inp, out, w, b):
-    # BEGIN SOLUTION
-    inp.g = out.g @ w.t()
-    w.g = inp.t() @ out.g
-    b.g = out.g.sum(0)
-    # END SOLUTION
-
-
-def forward_and_backward(x, y, w1, b1, w2, b2):
-    # BEGIN SOLUTION
-    l1 = lin(x, w1, b1)
-    l2 = relu(l1)
-    out = lin(l2, w2, b2)
+    pre1 = lin(x, w1, b1)
+    act1 = torch.tanh(pre1)
+    pre2 = lin(act1, w2, b2)
+    act2 = torch.tanh(pre2)
+    out = lin(act2, w3, b3)
     loss = mse_out(out, y)
-    mse_grad(out, y)
-    lin_grad(l2, out, w2, b2)
-    relu_grad(l1, l2)
-    lin_grad(x, l1, w1, b1)
+    mse_grad(out, y)                         # backward, the mirror image of the forward pass
+    lin_grad(act2, out, w3, b3)
+    tanh_grad(pre2, act2)
+    lin_grad(act1, pre2, w2, b2)
+    tanh_grad(pre1, act1)
+    lin_grad(x, pre1, w1, b1)
     return loss
     # END SOLUTION
 
 
 # %%
-check("02.9", forward_and_backward)
+check("02.9", forward_and_backward_deep)
 
 # %% [markdown]
-# ### Exercise 02.10 · A stable softplus with its own backward (difficulty 2)
+# ### Exercise 02.10 · A stable softplus with its own backward (difficulty 2, about 15 minutes)
 #
 # Softplus, $\log(1 + e^x)$, is a smooth cousin of ReLU. Written literally it overflows: $e^{1000}$ is
 # `inf` even in float64. Write `MySoftplus`, a `torch.autograd.Function` whose forward is a stable
@@ -2064,7 +2344,7 @@ class MySoftplus(torch.autograd.Function):
 check("02.10", MySoftplus)
 
 # %% [markdown]
-# ### Exercise 02.11 · A reproducible train/validation split (difficulty 1)
+# ### Exercise 02.11 · A reproducible train/validation split (difficulty 1, about 5 minutes)
 #
 # Write `split_indices(n, val_frac, generator)`, returning `(train_idx, val_idx)`: a random split of
 # `range(n)` with `int(val_frac * n)` validation indices, drawn with the given `torch.Generator` (so
@@ -2081,6 +2361,36 @@ def split_indices(n, val_frac, generator):
 
 # %%
 check("02.11", split_indices)
+
+# %% [markdown]
+# ### Exercise 02.12 · A Jacobian, one row per backward pass (difficulty 2, about 15 minutes)
+#
+# Section 5 showed that one backward pass from a vector output gives one vector-Jacobian product
+# $v^\top J$. Choose the vectors well and you get the whole Jacobian. Write `jacobian_rows(f, x)`:
+# `f` maps a 1-d float64 tensor of $n$ elements to one of $m$ elements, and `x` is such an input
+# (without `requires_grad`). Return the $m \times n$ Jacobian at `x`, row $i$ being the gradient of
+# output $i$, using **one** forward pass and $m$ backward passes with a chosen `gradient`. Do not call
+# `torch.autograd.functional.jacobian` or `torch.func`: the check turns them off while it runs, compares
+# with an exact Jacobian on three hidden functions (one of them square), and counts your forward passes.
+
+# %%
+def jacobian_rows(f, x):
+    # BEGIN SOLUTION
+    x = x.detach().clone().requires_grad_(True)
+    y = f(x)
+    rows = []
+    for i in range(y.numel()):
+        pick = torch.zeros_like(y)
+        pick[i] = 1.0                          # v = e_i picks out output i
+        x.grad = None                          # each row starts from nothing: .grad accumulates
+        y.backward(gradient=pick, retain_graph=True)   # the graph is needed again for the next row
+        rows.append(x.grad.clone())
+    return torch.stack(rows)
+    # END SOLUTION
+
+
+# %%
+check("02.12", jacobian_rows)
 
 # %% [markdown]
 # ## Further reading

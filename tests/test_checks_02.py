@@ -16,79 +16,117 @@ import numpy as np
 import pytest
 import torch
 
-from check_helpers import crash, fails, passes, returns_none
+from check_helpers import Planted, crash, fails, passes, returns_none
 from course_utils.checks import run_check
 from course_utils.data import thermometer
 
 
 # ----------------------------------------------------------------------------------------------
-# 02.1 central differences
+# 02.1 a numerical gradient
 # ----------------------------------------------------------------------------------------------
 
 
-def central(f, x, delta=1e-3):
-    """The mean of the forward and the backward difference: the central difference, written another way."""
-    fx = f(x)
-    return ((f(x + delta) - fx) / delta + (fx - f(x - delta)) / delta) / 2
+def grad_by_unit_vectors(f, x, delta=1e-5):
+    """Each partial derivative as the mean of a forward and a backward slope along a unit vector."""
+    flat = x.reshape(-1)
+    out = []
+    for e in np.eye(flat.size):
+        up, down = f((flat + delta * e).reshape(x.shape)), f((flat - delta * e).reshape(x.shape))
+        centre = f(x)
+        out.append(((up - centre) + (centre - down)) / (2 * delta))
+    return np.array(out).reshape(x.shape)
 
 
-def one_sided(f, x, delta=1e-3):
-    """The slope of the secant from x to x + delta (the forward difference, as a slope)."""
-    x1 = x + delta
-    return (f(x1) - f(x)) / (x1 - x)
+def grad_in_place(f, x, delta=1e-5):
+    """Bumps x in place and puts every element back before moving on."""
+    g = np.empty_like(x)
+    for i in np.ndindex(x.shape):
+        kept = x[i]
+        x[i] = kept + delta
+        up = f(x)
+        x[i] = kept - delta
+        down = f(x)
+        x[i] = kept
+        g[i] = (up - down) / (2 * delta)
+    return g
+
+
+def grad_variant(divide_by=2.0, one_sided=False, all_at_once=False, restore=True):
+    """The planted mistakes: a central-difference gradient with one slip switched on by a flag."""
+
+    def numerical_grad(f, x, delta=1e-5):
+        if all_at_once:
+            value = (f(x + delta) - f(x - delta)) / (2 * delta)
+            return np.full_like(x, value)
+        g = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            x[i] += delta
+            up = f(x)
+            x[i] -= delta if one_sided else 2 * delta
+            down = f(x)
+            if restore:
+                x[i] += 0 if one_sided else delta
+            g[i] = (up - down) / (delta if one_sided else divide_by * delta)
+        return g
+
+    return numerical_grad
 
 
 def test_02_1_correct():
-    passes("02.1", central, one_sided)
-    # a backward difference is also one-sided, hence also less accurate
-    passes("02.1", central, lambda f, x, delta=1e-3: (f(x) - f(x - delta)) / delta)
-
-
-def test_02_1_wrong():
-    fails("02.1", one_sided, one_sided)                                                  # forward as central
-    fails("02.1", lambda f, x, delta=1e-3: (f(x + delta) - f(x - delta)) / delta, one_sided)  # missing the 2
-    fails("02.1", central, central, mentions="not less accurate")                        # "forward" is central
-    fails("02.1", central, lambda f, x, delta=1e-3: np.zeros_like(x))                    # garbage forward
-    fails("02.1", lambda f, x, delta=1e-3: float(np.mean(central(f, x))), one_sided)      # not elementwise
+    passes("02.1", grad_by_unit_vectors)
+    passes("02.1", grad_in_place)
+    passes("02.1", lambda f, x, delta=1e-5: torch.tensor(grad_in_place(f, x.copy(), delta)))
 
 
 def test_02_1_stubs_and_crashes():
-    fails("02.1", ..., ..., mentions="not answered")
-    fails("02.1", None, None)
-    fails("02.1", returns_none, returns_none, mentions="returned None")
-    fails("02.1", crash, one_sided, mentions="RuntimeError")
-    fails("02.1", 3.0, one_sided, mentions="should be a function")
+    fails("02.1", ..., mentions="not answered")
+    fails("02.1", None, mentions="not answered")
+    fails("02.1", returns_none, mentions="returned None")
+    fails("02.1", crash, mentions="RuntimeError")
+    fails("02.1", 3.0, mentions="should be a function")
+    fails("02.1", lambda f, x, delta=1e-5: grad_in_place(f, x.copy(), delta).sum(), mentions="one partial derivative")
 
 
 # ----------------------------------------------------------------------------------------------
-# 02.2 chain of three
+# 02.2 a chain of any length
 # ----------------------------------------------------------------------------------------------
 
 
-def whole_chain_numeric(f1, f2, f3, x):
-    h = 1e-5
-    return (f3(f2(f1(x + h))) - f3(f2(f1(x - h)))) / (2 * h)
+def chain_backward(chain, x):
+    """Forward pass storing every input, then the local slopes multiplied from the last link back."""
+    inputs = []
+    for f in chain:
+        inputs.append(x)
+        x = f(x)
+    grad = 1.0
+    for f, u in zip(reversed(chain), reversed(inputs)):
+        grad = grad * central(f, u, 1e-4)
+    return grad
+
+
+def chain_forward_mode(chain, x):
+    """Forward accumulation, one element at a time, with a one-sided-free central slope of step 1e-5."""
+    out = []
+    for xi in np.asarray(x).tolist():
+        value, grad = xi, 1.0
+        for f in chain:
+            grad *= (f(value + 1e-5) - f(value - 1e-5)) / 2e-5
+            value = f(value)
+        out.append(grad)
+    return np.array(out)
+
+
+def whole_chain_numeric(chain, x):
+    def composed(v):
+        for f in chain:
+            v = f(v)
+        return v
+    return central(composed, x, 1e-5)
 
 
 def test_02_2_correct():
-    passes("02.2", whole_chain_numeric)
-
-    def link_by_link(f1, f2, f3, x):  # forward accumulation: each link's derivative at the value flowing in
-        grad, value = 1.0, x
-        for f in (f1, f2, f3):
-            grad, value = grad * central(f, value), f(value)
-        return grad
-
-    passes("02.2", link_by_link)
-
-
-def test_02_2_wrong():
-    # every link's derivative taken at x instead of at the value flowing into it
-    fails("02.2", lambda f1, f2, f3, x: central(f3, x) * central(f2, x) * central(f1, x), mentions="values that flow")
-    # the inner factor forgotten
-    fails("02.2", lambda f1, f2, f3, x: central(f3, f2(f1(x))) * central(f2, f1(x)))
-    # the chain composed in the wrong order
-    fails("02.2", lambda f1, f2, f3, x: whole_chain_numeric(f3, f2, f1, x))
+    passes("02.2", chain_backward)
+    passes("02.2", chain_forward_mode)
 
 
 def test_02_2_stubs_and_crashes():
@@ -97,27 +135,31 @@ def test_02_2_stubs_and_crashes():
     fails("02.2", crash, mentions="RuntimeError")
 
 
+def central(f, x, delta=1e-3):
+    """The mean of the forward and the backward difference: the central difference, written another way."""
+    fx = f(x)
+    return ((f(x + delta) - fx) / delta + (fx - f(x - delta)) / delta) / 2
+
+
 # ----------------------------------------------------------------------------------------------
-# 02.3 gradient of the linear model
+# 02.3 gradient of the quadratic model
 # ----------------------------------------------------------------------------------------------
 
 
-def grad_closed_form(t_u, t_c, t_p, w, b):
-    residual = t_p - t_c
-    return torch.tensor([2 * (residual * t_u).mean().item(), 2 * residual.mean().item()], dtype=torch.float64)
+def grad_quad_closed_form(t, t_c, t_p, w2, w1, b):
+    r = 2 * (t_p - t_c)
+    return torch.tensor([(r * t * t).mean().item(), (r * t).mean().item(), r.mean().item()], dtype=torch.float64)
+
+
+def grad_quad_design(t, t_c, t_p, w2, w1, b):
+    design = torch.stack([t ** 2, t, torch.ones_like(t)], 1)   # columns: how t_p moves with each parameter
+    return (2 / len(t)) * design.T @ (t_p - t_c)
 
 
 def test_02_3_correct():
-    passes("02.3", grad_closed_form)
-    passes("02.3", lambda t_u, t_c, t_p, w, b: grad_closed_form(t_u, t_c, t_p, w, b).tolist())
-
-
-def test_02_3_wrong():
-    fails("02.3", lambda *a: grad_closed_form(*a) * len(a[0]))         # sum instead of mean
-    fails("02.3", lambda *a: grad_closed_form(*a) / 2)                  # the factor 2 forgotten
-    fails("02.3", lambda *a: grad_closed_form(*a).flip(0))              # [b, w] instead of [w, b]
-    fails("02.3", lambda *a: -grad_closed_form(*a))                     # sign flipped
-    fails("02.3", lambda t_u, t_c, t_p, w, b: torch.stack([2 * (t_p - t_c) * t_u, 2 * (t_p - t_c)]), mentions="shape (2,)")
+    passes("02.3", grad_quad_closed_form)
+    passes("02.3", grad_quad_design)
+    passes("02.3", lambda *a: grad_quad_closed_form(*a).tolist())
 
 
 def test_02_3_stubs_and_crashes():
@@ -125,56 +167,57 @@ def test_02_3_stubs_and_crashes():
     fails("02.3", returns_none, mentions="returned None")
     fails("02.3", crash, mentions="RuntimeError")
     fails("02.3", lambda *a: "gradient")
+    fails("02.3", lambda t, t_c, t_p, w2, w1, b: 2 * (t_p - t_c), mentions="shape (3,)")
 
 
 # ----------------------------------------------------------------------------------------------
 # 02.4 predict the output
 # ----------------------------------------------------------------------------------------------
 
+RIGHT_C, RIGHT_D = (False, False, True), (False, True, True)
+
 
 def test_02_4_correct():
-    passes("02.4", 12, None, False, False)
-    passes("02.4", 12.0, None, torch.tensor(False), np.bool_(False))
-    passes("02.4", torch.tensor(12.0), None, False, False)
+    passes("02.4", 12, None, RIGHT_C, RIGHT_D)
+    passes("02.4", 12.0, None, [torch.tensor(False), np.bool_(False), True], list(RIGHT_D))
+    passes("02.4", torch.tensor(12.0), None, RIGHT_C, RIGHT_D)
 
 
-def test_02_4_wrong_items_are_named():
-    fails("02.4", 6.0, None, False, False, mentions="(a)")
-    fails("02.4", 36.0, None, False, False, mentions="(a)")
-    fails("02.4", 12.0, torch.zeros(3), False, False, mentions="(b)")
-    fails("02.4", 12.0, 0, False, False, mentions="(b)")
-    fails("02.4", 12.0, None, True, False, mentions="(c)")
-    fails("02.4", 12.0, None, False, True, mentions="(d)")
-    line = fails("02.4", 6.0, torch.zeros(3), True, True)
+def test_02_4_every_wrong_item_is_named():
+    line = fails("02.4", 6.0, torch.zeros(3), (True, True, True), (False, False, False))
     assert all(item in line for item in ("(a)", "(b)", "(c)", "(d)")), line
     fails("02.4", "12", None, "False", "False", mentions="should be")
+    fails("02.4", 12, None, False, RIGHT_D, mentions="(c) should be three")
 
 
-# Plausible slips; the ❌ line names the item and must not state its value (12, None, False).
+# Plausible slips; the ❌ line names the item and must not state its value (12, None, a pattern of booleans).
 @pytest.mark.parametrize("answers, item", [
-    ((6.0, None, False, False), "(a)"),                  # forgot that backward() accumulates
-    ((9.0, None, False, False), "(a)"),                  # took y = x ** 2 itself, not its derivative
-    ((0.0, None, False, False), "(a)"),                  # thought the second backward() resets .grad
-    ((12.0, torch.zeros(3), False, False), "(b)"),       # zeros, as before PyTorch 2.0
-    ((12.0, 0.0, False, False), "(b)"),
-    ((12.0, torch.full((3,), 2.0), False, False), "(b)"),  # the gradient left untouched
-    ((12.0, None, True, False), "(c)"),                  # detach() taken to keep tracking
-    ((12.0, None, False, True), "(d)"),                  # x requires grad, so everything derived from it does
+    ((6.0, None, RIGHT_C, RIGHT_D), "(a)"),                  # forgot that backward() accumulates
+    ((9.0, None, RIGHT_C, RIGHT_D), "(a)"),                  # took y = x ** 2 itself, not its derivative
+    ((0.0, None, RIGHT_C, RIGHT_D), "(a)"),                  # thought the second backward() resets .grad
+    ((12.0, torch.zeros(3), RIGHT_C, RIGHT_D), "(b)"),       # zeros, as before PyTorch 2.0
+    ((12.0, 0.0, RIGHT_C, RIGHT_D), "(b)"),
+    ((12.0, torch.full((3,), 2.0), RIGHT_C, RIGHT_D), "(b)"),  # the gradient left untouched
+    ((12.0, None, (False, False, False), RIGHT_D), "(c)"),   # requires_grad_() on a detached tensor forgotten
+    ((12.0, None, (True, False, True), RIGHT_D), "(c)"),     # detach() taken to keep tracking
+    ((12.0, None, RIGHT_C, (False, False, False)), "(d)"),   # no_grad() taken to switch leaves off
+    ((12.0, None, RIGHT_C, (False, True, False)), "(d)"),    # a no_grad result taken to poison later ops
 ])
 def test_02_4_hint_does_not_give_the_answer(answers, item):
     line = fails("02.4", *answers, mentions=item)
     message = line.split(":", 1)[1]
     assert "12" not in message and "None" not in message and "False" not in message, line
+    assert "third" not in message and "one of the three" not in message, line  # (c)/(d): never which of the three
     assert "section" in message, line  # points at where to reread
 
 
 def test_02_4_stubs():
     fails("02.4", ..., ..., ..., ..., mentions="not answered")
-    fails("02.4", 12.0, ..., False, False, mentions="(b) grad_after_zero_grad")
+    fails("02.4", 12.0, ..., RIGHT_C, RIGHT_D, mentions="(b) grad_after_zero_grad")
 
 
 # ----------------------------------------------------------------------------------------------
-# 02.5 debug the training loop
+# 02.5 debug: keep the best epoch
 # ----------------------------------------------------------------------------------------------
 
 
@@ -186,80 +229,74 @@ def mse(pred, target):
     return ((pred - target) ** 2).mean()
 
 
-def train_with_optim(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
-    params = params.detach().clone().requires_grad_(True)
-    opt = torch.optim.SGD([params], lr=learning_rate)
-    for _ in range(n_epochs):
-        opt.zero_grad()
-        mse(linear(train_u, *params), train_c).backward()
-        opt.step()
-        with torch.no_grad():
-            val_loss = mse(linear(val_u, *params), val_c)
-    return params, val_loss
-
-
-def train_variant(zero=True, val_in_backward=False, val_no_grad=True, copy=True, item=False):
-    """The planted mistakes: the chapter's fixed loop with one bug switched back on by a flag."""
-
-    def train(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
-        params = params.detach().clone().requires_grad_(True) if copy else params.requires_grad_(True)
-        for _ in range(n_epochs):
-            train_loss = mse(linear(train_u, *params), train_c)
-            if val_no_grad:
-                with torch.no_grad():
-                    val_loss = mse(linear(val_u, *params), val_c)
-            else:
-                val_loss = mse(linear(val_u, *params), val_c)
-            if zero and params.grad is not None:
-                params.grad.zero_()
-            (train_loss + val_loss if val_in_backward else train_loss).backward()
-            with torch.no_grad():
-                params -= learning_rate * params.grad
-        return params, (val_loss.item() if item else val_loss)
-
-    return train
-
-
-def train_functional(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
-    """No .grad at all: torch.autograd.grad returns each epoch's gradient, so there is nothing to zero."""
+def fit_best_functional(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
+    """No .grad and no optimizer: autograd.grad returns each epoch's gradient."""
     p = params.detach().clone()
+    history, best = [], None
     for _ in range(n_epochs):
         p.requires_grad_(True)
         (grad,) = torch.autograd.grad(mse(linear(train_u, *p), train_c), p)
         p = (p - learning_rate * grad).detach()
-        val_loss = mse(linear(val_u, *p), val_c)
-    return p, val_loss
+        history.append(mse(linear(val_u, *p), val_c).item())
+        if history[-1] == min(history):
+            best = p
+    return best, history
+
+
+def fit_best_variant(zero="before", val_graph=False, alias=False, keep_tensors=False):
+    """The planted mistakes: an optimizer loop with one bug switched back on by a flag."""
+
+    def fit_best(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
+        params = params.detach().clone().requires_grad_(True)
+        opt = torch.optim.SGD([params], lr=learning_rate)
+        history, best, best_loss = [], None, float("inf")
+        for _ in range(n_epochs):
+            if zero == "before":
+                opt.zero_grad()
+            mse(linear(train_u, *params), train_c).backward()
+            if zero == "between":
+                opt.zero_grad()
+            opt.step()
+            with torch.set_grad_enabled(val_graph):
+                val_loss = mse(linear(val_u, *params), val_c)
+            history.append(val_loss if keep_tensors else val_loss.item())
+            if val_loss.item() < best_loss:
+                best_loss = val_loss.item()
+                best = params if alias else params.detach().clone()
+        return best, history
+
+    return fit_best
 
 
 def test_02_5_correct():
-    passes("02.5", train_with_optim)
-    passes("02.5", train_functional)
-
-
-def test_02_5_wrong():
-    fails("02.5", train_variant(zero=False), mentions="trained params")
-    fails("02.5", train_variant(val_in_backward=True, val_no_grad=False), mentions="trained params")
-    fails("02.5", train_variant(val_no_grad=False), mentions="requires_grad=True")
-    fails("02.5", train_variant(copy=False), mentions="changed a tensor")
-    fails("02.5", train_variant(item=True), mentions="not .item()")
-    fails("02.5", lambda *a: train_variant()(*a)[0], mentions="two things")
+    passes("02.5", fit_best_functional)
+    passes("02.5", fit_best_variant())
+    with_tensors = fit_best_variant(keep_tensors=True)   # detached 0-d tensors in the history are fine
+    passes("02.5", with_tensors)
 
 
 def test_02_5_stubs_and_crashes():
     fails("02.5", ..., mentions="not answered")
     fails("02.5", returns_none, mentions="returned None")
     fails("02.5", crash, mentions="RuntimeError")
+    fails("02.5", lambda *a: fit_best_variant()(*a)[0], mentions="two things")
 
-    def buggy_train(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):  # planted: copied from the chapter
+    def buggy_fit_best(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):  # planted: copied from the chapter
         params = params.detach().clone().requires_grad_(True)
-        for _ in range(n_epochs):
+        optimizer = torch.optim.SGD([params], lr=learning_rate)
+        history, best_loss, best_params = [], float("inf"), None
+        for epoch in range(n_epochs):
             train_loss = mse(linear(train_u, *params), train_c)
+            train_loss.backward()
+            optimizer.zero_grad()
+            optimizer.step()
             val_loss = mse(linear(val_u, *params), val_c)
-            (train_loss + val_loss).backward()
-            params -= learning_rate * params.grad
-        return params, val_loss
+            history.append(val_loss)
+            if val_loss < best_loss:
+                best_loss, best_params = val_loss, params
+        return best_params, history
 
-    fails("02.5", buggy_train, mentions="leaf Variable")
+    fails("02.5", buggy_fit_best, mentions="graph")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -287,15 +324,14 @@ def test_02_6_correct():
            torch.tensor(crit_closed_form(T_U)), crit_closed_form(0.1 * T_U))
 
 
-def test_02_6_wrong():
-    only_weight = lambda x: 2 / (2 * (torch.as_tensor(x, dtype=torch.float64) ** 2).mean().item())  # noqa: E731
-    fails("02.6", only_weight, predict, crit_closed_form(T_U), crit_closed_form(0.1 * T_U), mentions="whole matrix")
-    fails("02.6", lambda x: crit_closed_form(x) * len(x) / 2, predict, 1.0, 1.0)           # no 2/N factor
-    fails("02.6", crit_closed_form, lambda x, lr: lr > crit_closed_form(x) / 2,            # threshold 1/λ
-          crit_closed_form(T_U), crit_closed_form(0.1 * T_U), mentions="300 real steps")
+def only_weight(x):
+    """The Hessian's top-left entry taken for λ_max: the bias ignored."""
+    return 2 / (2 * (torch.as_tensor(x, dtype=torch.float64) ** 2).mean().item())
+
+
+def test_02_6_more_wrong():
     fails("02.6", crit_closed_form, lambda x, lr: True, crit_closed_form(T_U), crit_closed_form(0.1 * T_U))
     fails("02.6", crit_closed_form, lambda x, lr: "yes", crit_closed_form(T_U), crit_closed_form(0.1 * T_U))
-    fails("02.6", crit_closed_form, predict, crit_closed_form(0.1 * T_U), crit_closed_form(T_U), mentions="other input")
 
 
 def test_02_6_stubs_and_crashes():
@@ -338,23 +374,21 @@ def test_02_7_correct():
     passes("02.7", *answer)
 
 
-def test_02_7_wrong():
+def test_02_7_more_wrong():
     answer = _quadratic_answer()
-    flipped = "linear" if answer[6] == "quadratic" else "quadratic"
-    fails("02.7", *answer[:6], flipped, mentions="validation losses say")
     fails("02.7", *answer[:6], "the curve")
-    fails("02.7", answer[0], *answer[1:4], (answer[4][0] * 1.1, answer[4][1]), *answer[5:], mentions="quad_losses[0]")
-    fails("02.7", answer[0], *answer[1:4], answer[4], (answer[5][1], answer[5][0]), answer[6], mentions="lin_losses")
-    untrained = torch.zeros(3)
+    fails("02.7", answer[0][:2], *answer[1:], mentions="shape (3,)")
+    fails("02.7", answer[0], torch.tensor([1.0, 0.0]), *answer[2:], mentions="lin_losses")
+
+
+def untrained_quadratic():
+    """A quadratic left at zero, its (honest) losses reported."""
+    answer = _quadratic_answer()
     t_c, t_u = thermometer()
     t, y = 0.1 * t_u, t_c
     tr, va = answer[2], answer[3]
-    bad_losses = (((0 * t[tr] - y[tr]) ** 2).mean().item(), ((0 * t[va] - y[va]) ** 2).mean().item())
-    fails("02.7", untrained, answer[1], tr, va, bad_losses, answer[5],
-          "quadratic" if bad_losses[1] < answer[5][1] else "linear", mentions="above the best the line can do")
-    fails("02.7", answer[0], answer[1], tr, tr, *answer[4:], mentions="disjoint")
-    fails("02.7", answer[0][:2], *answer[1:], mentions="shape (3,)")
-    fails("02.7", answer[0], torch.tensor([1.0, 0.0]), *answer[2:], mentions="lin_losses")
+    bad = (((0 * t[tr] - y[tr]) ** 2).mean().item(), ((0 * t[va] - y[va]) ** 2).mean().item())
+    return (torch.zeros(3), answer[1], tr, va, bad, answer[5], "quadratic" if bad[1] < answer[5][1] else "linear")
 
 
 def test_02_7_stubs():
@@ -473,43 +507,44 @@ def test_02_8_correct():
     passes("02.8", Scalar)
 
 
-def test_02_8_wrong():
-    class Overwrites(Scalar):                 # `=` instead of `+=` for the leaves' grads
-        def __add__(self, other):
-            other = self.of(other)
-            out = Overwrites(self.data + other.data, (self, other))
+class Overwrites(Scalar):                 # `=` instead of `+=` for the leaves' grads
+    def __add__(self, other):
+        other = self.of(other)
+        out = Overwrites(self.data + other.data, (self, other))
 
-            def push():
-                self.grad = out.grad
-                other.grad = out.grad
+        def push():
+            self.grad = out.grad
+            other.grad = out.grad
 
-            out._push = push
-            return out
+        out._push = push
+        return out
 
-        __radd__ = __add__
+    __radd__ = __add__
 
-    class NoDedupe(Scalar):                   # visits shared nodes once per path
-        def _nodes(self):
-            order = []
 
-            def visit(node):
-                for child in node._children:
-                    visit(child)
-                order.append(node)
+class NoDedupe(Scalar):                   # visits shared nodes once per path
+    def _nodes(self):
+        order = []
 
-            visit(self)
-            return order
+        def visit(node):
+            for child in node._children:
+                visit(child)
+            order.append(node)
 
-    class LazyZero(Scalar):                   # zero_grad forgets everything but the output
-        def zero_grad(self):
-            self.grad = 0.0
+        visit(self)
+        return order
 
-    class NoRtruediv(Scalar):
-        __rtruediv__ = None
 
-    fails("02.8", Overwrites, mentions="expected")
-    fails("02.8", NoDedupe, mentions="topological")
-    fails("02.8", LazyZero, mentions="zero_grad()")
+class LazyZero(Scalar):                   # zero_grad forgets everything but the output
+    def zero_grad(self):
+        self.grad = 0.0
+
+
+class NoRtruediv(Scalar):
+    __rtruediv__ = None
+
+
+def test_02_8_missing_operator():
     fails("02.8", NoRtruediv, mentions="building")
 
 
@@ -529,45 +564,44 @@ def test_02_8_stubs_and_crashes():
 
 
 # ----------------------------------------------------------------------------------------------
-# 02.9 backpropagation by hand
+# 02.9 backpropagation through two tanh layers
 # ----------------------------------------------------------------------------------------------
 
 
-def manual_backprop(x, y, w1, b1, w2, b2, mse_scale=2.0, relu_mask=True, bias_dim=0):
-    pre = x @ w1 + b1
-    hidden = pre.clamp_min(0)
-    out = hidden @ w2 + b2
+def deep_backprop(x, y, w1, b1, w2, b2, w3, b3, tanh_at="out", mse_scale=2.0, skip_x=False):
+    """Layer by layer with einsum; the flags switch on the planted slips."""
+    pre1 = x @ w1 + b1
+    h1 = torch.tanh(pre1)
+    pre2 = h1 @ w2 + b2
+    h2 = torch.tanh(pre2)
+    out = h2 @ w3 + b3
     n = y.shape[0]
+
+    def local(pre, h):
+        if tanh_at == "out":
+            return 1 - h * h
+        if tanh_at == "inp":
+            return 1 - pre * pre
+        return (pre > 0).to(pre.dtype)            # a ReLU mask
+
     d_out = mse_scale * (out[:, 0] - y)[:, None] / n
-    b2.g = d_out.sum(bias_dim)
-    w2.g = torch.einsum("ni,nj->ij", hidden, d_out)
-    d_hidden = d_out @ w2.T
-    d_pre = d_hidden * (pre > 0) if relu_mask else d_hidden
-    b1.g = d_pre.sum(0)
-    w1.g = torch.einsum("ni,nj->ij", x, d_pre)
-    x.g = d_pre @ w1.T
+    b3.g, w3.g = d_out.sum(0), torch.einsum("ni,nj->ij", h2, d_out)
+    d_pre2 = (d_out @ w3.T) * local(pre2, h2)
+    b2.g, w2.g = d_pre2.sum(0), torch.einsum("ni,nj->ij", h1, d_pre2)
+    d_pre1 = (d_pre2 @ w2.T) * local(pre1, h1)
+    b1.g, w1.g = d_pre1.sum(0), torch.einsum("ni,nj->ij", x, d_pre1)
+    if not skip_x:
+        x.g = d_pre1 @ w1.T
     return ((out[:, 0] - y) ** 2).mean()
 
 
 def test_02_9_correct():
-    passes("02.9", manual_backprop)
+    passes("02.9", deep_backprop)
 
     def no_return(*args):
-        manual_backprop(*args)
+        deep_backprop(*args)
 
     passes("02.9", no_return)   # fastai's version returns nothing; the .g attributes are the answer
-
-
-def test_02_9_wrong():
-    fails("02.9", lambda *a: manual_backprop(*a, mse_scale=1.0), mentions=".g")
-    fails("02.9", lambda *a: manual_backprop(*a, relu_mask=False), mentions=".g")
-    fails("02.9", lambda *a: manual_backprop(*a, bias_dim=1))
-
-    def forgets_x(x, *rest):
-        manual_backprop(x, *rest)
-        del x.g
-
-    fails("02.9", forgets_x, mentions="`x` has no `.g`")
 
 
 def test_02_9_stubs_and_crashes():
@@ -599,40 +633,35 @@ def test_02_10_correct():
     passes("02.10", WhereSoftplus)
 
 
-def test_02_10_wrong():
-    class Naive(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return torch.log(1 + torch.exp(x))
+class Naive(WhereSoftplus):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.log(1 + torch.exp(x))
 
-        @staticmethod
-        def backward(ctx, grad_output):
-            (x,) = ctx.saved_tensors
-            return grad_output * x.sigmoid()
 
-    class IgnoresGradOutput(WhereSoftplus):
-        @staticmethod
-        def backward(ctx, grad_output):
-            (x,) = ctx.saved_tensors
-            return torch.sigmoid(x)
+class IgnoresGradOutput(WhereSoftplus):
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return torch.sigmoid(x)
 
-    class NaiveBackward(WhereSoftplus):
-        @staticmethod
-        def backward(ctx, grad_output):
-            (x,) = ctx.saved_tensors
-            return grad_output * torch.exp(x) / (1 + torch.exp(x))
 
-    class WrongDerivative(WhereSoftplus):
-        @staticmethod
-        def backward(ctx, grad_output):
-            (x,) = ctx.saved_tensors
-            return grad_output * torch.tanh(x)
+class NaiveBackward(WhereSoftplus):
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * torch.exp(x) / (1 + torch.exp(x))
 
-    fails("02.10", Naive, mentions="inf or nan")
-    fails("02.10", IgnoresGradOutput, mentions="gradcheck")
-    fails("02.10", NaiveBackward, mentions="gradient")
-    fails("02.10", WrongDerivative, mentions="gradient")
+
+class WrongDerivative(WhereSoftplus):
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * torch.tanh(x)
+
+
+def test_02_10_not_a_function_class():
     fails("02.10", torch.nn.functional.softplus, mentions="subclasses")
 
 
@@ -673,30 +702,30 @@ def test_02_11_correct():
     passes("02.11", lambda n, f, g: (lambda p: (p[: n - int(f * n)], p[n - int(f * n):]))(torch.randperm(n, generator=g)))
 
 
-def test_02_11_wrong():
-    def rounds(n, val_frac, generator):
-        p = torch.randperm(n, generator=generator)
-        k = round(val_frac * n)
-        return p[k:], p[:k]
+def rounds(n, val_frac, generator):
+    p = torch.randperm(n, generator=generator)
+    k = round(val_frac * n)
+    return p[k:], p[:k]
 
-    def global_rng(n, val_frac, generator):
-        p = torch.randperm(n)
-        k = int(val_frac * n)
-        return p[k:], p[:k]
 
-    def with_replacement(n, val_frac, generator):
-        k = int(val_frac * n)
-        val = torch.randint(0, n, (k,), generator=generator)
-        return torch.arange(n), val
+def global_rng(n, val_frac, generator):
+    p = torch.randperm(n)
+    k = int(val_frac * n)
+    return p[k:], p[:k]
 
-    def not_shuffled(n, val_frac, generator):
-        k = int(val_frac * n)
-        return torch.arange(k, n), torch.arange(k)
 
-    fails("02.11", rounds, mentions="validation indices")
-    fails("02.11", global_rng, mentions="seeded alike")
-    fails("02.11", with_replacement, mentions="both")
-    fails("02.11", not_shuffled, mentions="random at all")
+def with_replacement(n, val_frac, generator):
+    k = int(val_frac * n)
+    val = torch.randint(0, n, (k,), generator=generator)
+    return torch.arange(n), val
+
+
+def not_shuffled(n, val_frac, generator):
+    k = int(val_frac * n)
+    return torch.arange(k, n), torch.arange(k)
+
+
+def test_02_11_one_thing_returned():
     fails("02.11", lambda n, f, g: torch.randperm(n, generator=g), mentions="two things")
 
 
@@ -707,11 +736,72 @@ def test_02_11_stubs_and_crashes():
 
 
 # ----------------------------------------------------------------------------------------------
+# 02.12 a Jacobian, one row per backward pass
+# ----------------------------------------------------------------------------------------------
+
+
+def jacobian_by_grad(f, x):
+    """torch.autograd.grad with grad_outputs: nothing accumulates in .grad, the graph kept for the next row."""
+    x = x.detach().requires_grad_(True)
+    y = f(x)
+    basis = torch.eye(y.numel(), dtype=y.dtype)
+    return torch.stack([torch.autograd.grad(y, x, grad_outputs=e, retain_graph=True)[0] for e in basis])
+
+
+def jacobian_variant(zero=True, transpose=False, forward_per_row=False, library=False, finite=False):
+    """One backward per row into x.grad; a flag switches on each planted slip."""
+
+    def jacobian_rows(f, x):
+        if library:
+            return torch.autograd.functional.jacobian(f, x)
+        if finite:
+            cols = [(f(x + 1e-6 * e) - f(x - 1e-6 * e)) / 2e-6 for e in torch.eye(x.numel(), dtype=x.dtype)]
+            return torch.stack(cols, 1)
+        leaf = x.clone().requires_grad_()
+        out = f(leaf)
+        rows = []
+        for i, e in enumerate(torch.eye(out.numel(), dtype=out.dtype)):
+            if forward_per_row and i:
+                out = f(leaf)
+            if zero and leaf.grad is not None:
+                leaf.grad.zero_()
+            out.backward(e, retain_graph=True)
+            rows.append(leaf.grad.clone())
+        jac = torch.stack(rows)
+        return jac.T if transpose else jac
+
+    return jacobian_rows
+
+
+def test_02_12_correct():
+    passes("02.12", jacobian_by_grad)
+    passes("02.12", jacobian_variant())
+
+
+def test_02_12_stubs_and_crashes():
+    fails("02.12", ..., mentions="not answered")
+    fails("02.12", returns_none, mentions="returned None")
+    fails("02.12", crash, mentions="RuntimeError")
+
+    def no_retain(f, x):
+        x = x.detach().requires_grad_(True)
+        y = f(x)
+        rows = []
+        for e in torch.eye(y.numel(), dtype=y.dtype):
+            x.grad = None
+            y.backward(gradient=e)
+            rows.append(x.grad.clone())
+        return torch.stack(rows)
+
+    fails("02.12", no_retain, mentions="keep it")
+
+
+# ----------------------------------------------------------------------------------------------
 # every check: never raises, never moves the caller's random state
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("exercise_id", [f"02.{k}" for k in range(1, 12)])
+@pytest.mark.parametrize("exercise_id", [f"02.{k}" for k in range(1, 13)])
 def test_never_raises_and_keeps_rng(exercise_id):
     torch.manual_seed(123)
     np.random.seed(123)
@@ -724,3 +814,86 @@ def test_never_raises_and_keeps_rng(exercise_id):
         assert not ok and line.startswith(f"❌ {exercise_id} ")
     assert torch.equal(torch.rand(3), expected_torch)
     assert np.array_equal(np.random.rand(3), expected_np)
+
+
+# ----------------------------------------------------------------------------------------------
+# the planted learner mistakes (tests/test_planted.py runs them all)
+# ----------------------------------------------------------------------------------------------
+
+_Q = _quadratic_answer
+
+PLANTED = [
+    Planted("02.1", "divides by delta instead of 2 delta", lambda: (grad_variant(divide_by=1.0),), mentions="twice"),
+    Planted("02.1", "a forward difference instead of a central one", lambda: (grad_variant(one_sided=True),),
+            mentions="one-sided"),
+    Planted("02.1", "bumps every coordinate at once", lambda: (grad_variant(all_at_once=True),), mentions="one coordinate"),
+    Planted("02.1", "bumps x in place and never puts it back", lambda: (grad_variant(restore=False),), mentions="changed the x"),
+    Planted("02.2", "a numerical derivative of the whole composition", lambda: (whole_chain_numeric,), mentions="flows into it"),
+    Planted("02.2", "every link differentiated at x", lambda: (lambda chain, x: np.prod([central(f, x) for f in chain], 0),),
+            mentions="flows into it"),
+    Planted("02.2", "the chain applied in reverse order", lambda: (lambda chain, x: chain_backward(chain[::-1], x),),
+            mentions="flows into it"),
+    Planted("02.2", "the loop stops one link short", lambda: (lambda chain, x: chain_backward(chain[:-1], x) if len(chain) > 1
+                                                              else chain_backward(chain, x),), mentions="flows into it"),
+    Planted("02.3", "w2's gradient uses t instead of t²", lambda: (lambda t, *a: torch.cat([grad_quad_design(t, *a)[1:2],
+                                                                                             grad_quad_design(t, *a)[1:]]),),
+            mentions="dL/dw2"),
+    Planted("02.3", "a sum where the MSE has a mean", lambda: (lambda t, *a: len(t) * grad_quad_design(t, *a),), mentions="factor"),
+    Planted("02.3", "the factor 2 of the square forgotten", lambda: (lambda *a: grad_quad_design(*a) / 2,), mentions="factor"),
+    Planted("02.3", "the gradient returned as [b, w1, w2]", lambda: (lambda *a: grad_quad_design(*a).flip(0),), mentions="order"),
+    Planted("02.4", "forgets that backward() accumulates", lambda: (6.0, None, RIGHT_C, RIGHT_D), mentions="(a)"),
+    Planted("02.4", "zero_grad() taken to fill zeros", lambda: (12.0, torch.zeros(3), RIGHT_C, RIGHT_D), mentions="(b)"),
+    Planted("02.4", "detach() taken to end every later graph", lambda: (12.0, None, (False, False, False), RIGHT_D),
+            mentions="(c)"),
+    Planted("02.4", "no_grad() taken to switch leaves off too", lambda: (12.0, None, RIGHT_C, (False, False, False)),
+            mentions="(d)"),
+    Planted("02.5", "zero_grad() between backward() and step()", lambda: (fit_best_variant(zero="between"),), mentions="step()"),
+    Planted("02.5", "no zero_grad() at all", lambda: (fit_best_variant(zero="never"),), mentions="step()"),
+    Planted("02.5", "validation loss computed with a graph, then .item()", lambda: (fit_best_variant(val_graph=True),),
+            mentions="graph"),
+    Planted("02.5", "history keeps the validation loss tensors and their graphs",
+            lambda: (fit_best_variant(val_graph=True, keep_tensors=True),), mentions="graph"),
+    Planted("02.5", "best_params another name for the trained tensor", lambda: (fit_best_variant(alias=True),), mentions="copy"),
+    Planted("02.6", "λ_max read off the Hessian's top-left entry", lambda: (only_weight, predict, crit_closed_form(T_U),
+                                                                          crit_closed_form(0.1 * T_U)), mentions="whole matrix"),
+    Planted("02.6", "the 2/N factor of the Hessian dropped",
+            lambda: (lambda x: crit_closed_form(x) * len(x) / 2, predict, 1.0, 1.0), mentions="2/λ_max"),
+    Planted("02.6", "divergence predicted above 1/λ_max", lambda: (crit_closed_form, lambda x, lr: lr > crit_closed_form(x) / 2,
+                                                                    crit_closed_form(T_U), crit_closed_form(0.1 * T_U)),
+            mentions="300 real steps"),
+    Planted("02.6", "the raw and scaled values swapped", lambda: (crit_closed_form, predict, crit_closed_form(0.1 * T_U),
+                                                                   crit_closed_form(T_U)), mentions="other input"),
+    Planted("02.7", "the verdict flipped", lambda: (*_Q()[:6], "linear" if _Q()[6] == "quadratic" else "quadratic"),
+            mentions="validation losses say"),
+    Planted("02.7", "a made-up training loss for the quadratic",
+            lambda: (*_Q()[:4], (_Q()[4][0] * 1.1, _Q()[4][1]), *_Q()[5:]), mentions="quad_losses[0]"),
+    Planted("02.7", "the linear losses reported as (val, train)",
+            lambda: (*_Q()[:5], (_Q()[5][1], _Q()[5][0]), _Q()[6]), mentions="lin_losses"),
+    Planted("02.7", "the quadratic never trained", untrained_quadratic, mentions="above the best the line can do"),
+    Planted("02.7", "validated on the training indices", lambda: (*_Q()[:3], _Q()[2], *_Q()[4:]), mentions="disjoint"),
+    Planted("02.8", "`=` instead of `+=` in backward", lambda: (Overwrites,), mentions="expected"),
+    Planted("02.8", "recursion that walks every path", lambda: (NoDedupe,), mentions="topological"),
+    Planted("02.8", "zero_grad() resets only the output", lambda: (LazyZero,), mentions="zero_grad()"),
+    Planted("02.9", "tanh' taken at the layer's input, not its output", lambda: (lambda *a: deep_backprop(*a, tanh_at="inp"),),
+            mentions="`w3` are right"),
+    Planted("02.9", "the ReLU mask copied from section 7", lambda: (lambda *a: deep_backprop(*a, tanh_at="relu"),),
+            mentions="`w3` are right"),
+    Planted("02.9", "the MSE's factor 2 forgotten", lambda: (lambda *a: deep_backprop(*a, mse_scale=1.0),), mentions="b3.g"),
+    Planted("02.9", "x's gradient never computed", lambda: (lambda *a: deep_backprop(*a, skip_x=True),),
+            mentions="`x` has no `.g`"),
+    Planted("02.10", "log(1 + exp(x)) written literally", lambda: (Naive,), mentions="inf or nan"),
+    Planted("02.10", "backward ignores grad_output", lambda: (IgnoresGradOutput,), mentions="gradcheck"),
+    Planted("02.10", "the sigmoid as exp(x) / (1 + exp(x))", lambda: (NaiveBackward,), mentions="gradient"),
+    Planted("02.10", "tanh taken for the derivative", lambda: (WrongDerivative,), mentions="gradient"),
+    Planted("02.11", "round() instead of int()", lambda: (rounds,), mentions="validation indices"),
+    Planted("02.11", "the global generator instead of the one passed in", lambda: (global_rng,), mentions="seeded alike"),
+    Planted("02.11", "validation indices drawn with replacement", lambda: (with_replacement,), mentions="both"),
+    Planted("02.11", "the first indices taken, unshuffled", lambda: (not_shuffled,), mentions="random at all"),
+    Planted("02.12", "torch's ready-made jacobian", lambda: (jacobian_variant(library=True),), mentions="ready-made"),
+    Planted("02.12", "x.grad not cleared between rows", lambda: (jacobian_variant(zero=False),), mentions="accumulated"),
+    Planted("02.12", "columns instead of rows", lambda: (jacobian_variant(transpose=True),), mentions="transpose"),
+    Planted("02.12", "a fresh forward pass for every row", lambda: (jacobian_variant(forward_per_row=True),),
+            mentions="forward pass"),
+    Planted("02.12", "central differences instead of backward passes", lambda: (jacobian_variant(finite=True),),
+            mentions="finite-difference"),
+]

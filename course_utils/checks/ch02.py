@@ -23,6 +23,7 @@ from course_utils.checks.framework import (
     exercise,
     F64,
     generator,
+    one_line,
     require,
     require_callable,
     short,
@@ -31,64 +32,93 @@ from course_utils.checks.framework import (
 )
 
 __all__ = [
-    "check_chain_deriv_3", "check_critical_lr", "check_deriv", "check_forward_and_backward",
-    "check_grad_fn", "check_predictions", "check_quadratic", "check_softplus", "check_split_indices",
-    "check_train", "check_value",
+    "check_chain_deriv", "check_critical_lr", "check_fit_best", "check_forward_and_backward", "check_grad_quad",
+    "check_jacobian_rows", "check_numerical_grad", "check_predictions", "check_quadratic", "check_softplus",
+    "check_split_indices", "check_value",
 ]
 
 
 
 # ----------------------------------------------------------------------------------------------
-# 02.1 central differences
+# 02.1 a numerical gradient
 # ----------------------------------------------------------------------------------------------
 
-# (name, f, f') pairs; f works elementwise on NumPy arrays.
-_SMOOTH = [
-    ("sin(x)", np.sin, np.cos),
-    ("exp(x/2)", lambda x: np.exp(0.5 * x), lambda x: 0.5 * np.exp(0.5 * x)),
-    ("x³/3 + x", lambda x: x ** 3 / 3 + x, lambda x: x ** 2 + 1),
-    ("tanh(x)", np.tanh, lambda x: 1 - np.tanh(x) ** 2),
-    ("log(1 + x²)", lambda x: np.log1p(x ** 2), lambda x: 2 * x / (1 + x ** 2)),
+# (name, f, grad f): scalar functions of a NumPy array of any shape, with their exact gradients.
+_A = np.array([[2.0, 0.5, -0.3, 0.0, 0.1, 0.2], [0.5, 1.5, 0.2, -0.4, 0.0, 0.3], [-0.3, 0.2, 1.0, 0.1, 0.6, 0.0],
+               [0.0, -0.4, 0.1, 2.5, 0.2, -0.1], [0.1, 0.0, 0.6, 0.2, 1.2, 0.4], [0.2, 0.3, 0.0, -0.1, 0.4, 0.8]])
+
+
+def _neighbours(x):
+    flat = x.reshape(-1)
+    return float(np.sum(flat[:-1] * flat[1:]))
+
+
+def _neighbours_grad(x):
+    flat, g = x.reshape(-1), np.zeros(x.size)
+    g[:-1] += flat[1:]
+    g[1:] += flat[:-1]
+    return g.reshape(x.shape)
+
+
+_FIELDS = [
+    ("sum(sin(x) * x)", lambda x: float(np.sum(np.sin(x) * x)), lambda x: np.cos(x) * x + np.sin(x)),
+    ("log(sum(exp(x)))", lambda x: float(np.log(np.sum(np.exp(x)))), lambda x: np.exp(x) / np.sum(np.exp(x))),
+    ("xᵀ A x / 2 (x flattened)", lambda x: float(x.reshape(-1) @ _A[: x.size, : x.size] @ x.reshape(-1)) / 2,
+     lambda x: (_A[: x.size, : x.size] @ x.reshape(-1)).reshape(x.shape)),
+    ("sum of neighbours' products", _neighbours, _neighbours_grad),
 ]
 
 
-@exercise("02.1", "central differences")
-def check_deriv(deriv: Any, forward_deriv: Any) -> None:
-    require_callable(deriv, "deriv")
-    require_callable(forward_deriv, "forward_deriv")
+def _learner_grad(numerical_grad: Callable, f: Callable, x: np.ndarray, **kwargs) -> np.ndarray:
+    given = x.copy()
+    got = call(numerical_grad, f, given, name="numerical_grad", **kwargs)
+    if given.shape != x.shape or not np.allclose(given, x, rtol=0, atol=1e-12):  # round-off of x + d - 2d + d is fine
+        raise Wrong(
+            "numerical_grad changed the x it was given. Hint: after bumping an element, put it back exactly "
+            "as it was (or bump a copy), or every later partial derivative is taken at the wrong point."
+        )
+    return as_array(got, "numerical_grad(f, x)", x.shape, hint="one partial derivative per element of x, in x's shape.")
+
+
+@exercise("02.1", "a numerical gradient")
+def check_numerical_grad(numerical_grad: Any) -> None:
+    require_callable(numerical_grad, "numerical_grad")
     rng = np.random.RandomState(2021)
-    points = rng.uniform(0.2, 1.2, size=7) * rng.choice([-1.0, 1.0], size=7)
-    for label, f, df in _SMOOTH:
-        got = as_array(call(deriv, f, points.copy(), name="deriv"), "deriv", points.shape)
-        exact = df(points)
-        rel = np.max(np.abs(got - exact) / np.abs(exact))
-        if not rel < 1e-5:
-            raise Wrong(
-                f"deriv(f, x) for f(x) = {label} is off by {rel:.2g} (relative), more than 1e-5. "
-                "Hint: the central difference is (f(x + delta) - f(x - delta)) / (2 * delta)."
-            )
-    for label, f, df in [("exp(x)", np.exp, np.exp), ("sin(x)", np.sin, np.cos)]:
-        x = rng.uniform(0.3, 1.3, size=5)
-        exact = df(x)
-        central = as_array(call(deriv, f, x.copy(), delta=1e-3, name="deriv"), "deriv", x.shape)
-        forward = as_array(call(forward_deriv, f, x.copy(), delta=1e-3, name="forward_deriv"), "forward_deriv", x.shape)
-        err_c = np.max(np.abs(central - exact))
-        err_f = np.max(np.abs(forward - exact))
-        if not err_f < 1e-2 * np.max(np.abs(exact)):
-            raise Wrong(
-                f"forward_deriv for f(x) = {label} is far from the derivative (error {err_f:.2g}). "
-                "Hint: the forward difference is (f(x + delta) - f(x)) / delta."
-            )
-        if not err_f > 2 * err_c:
-            raise Wrong(
-                f"for f(x) = {label} your forward difference (error {err_f:.2g}) is not less accurate than "
-                f"your central difference (error {err_c:.2g}). Is forward_deriv really one-sided, "
-                "(f(x + delta) - f(x)) / delta?"
-            )
+    for shape in [(6,), (2, 3)]:
+        x = rng.uniform(-1.2, 1.2, size=shape)
+        for label, f, grad in _FIELDS:
+            exact = grad(x)
+            scale = np.max(np.abs(exact))
+            coarse = _learner_grad(numerical_grad, f, x, delta=1e-3)
+            fine = _learner_grad(numerical_grad, f, x)
+            for got in (coarse, fine):
+                if np.allclose(got, got.reshape(-1)[0]) and not np.allclose(exact, exact.reshape(-1)[0]):
+                    raise Wrong(
+                        f"for f(x) = {label} on x of shape {shape} every entry of your gradient is the same number. "
+                        "Hint: a partial derivative moves one coordinate at a time and holds the others still."
+                    )
+                for factor in (2.0, 0.5):
+                    if np.allclose(got, factor * exact, rtol=1e-4, atol=1e-6 * scale):
+                        raise Wrong(
+                            f"for f(x) = {label} your gradient is {'twice' if factor == 2 else 'half'} the true one. "
+                            "Hint: divide the change in f by the distance between the two points you evaluated."
+                        )
+            err_coarse = np.max(np.abs(coarse - exact)) / scale
+            if not err_coarse < 1e-5:
+                raise Wrong(
+                    f"with delta=1e-3, your gradient of f(x) = {label} is off by {err_coarse:.2g} (relative), about "
+                    "delta times the curvature: the error of a one-sided difference. Hint: look both ways, x ± delta."
+                )
+            err_fine = np.max(np.abs(fine - exact)) / scale
+            if not err_fine < 1e-6:
+                raise Wrong(
+                    f"with its default delta, numerical_grad for f(x) = {label} is off by {err_fine:.2g} (relative), "
+                    "more than 1e-6. Hint: is the default delta small (1e-5), and the difference central?"
+                )
 
 
 # ----------------------------------------------------------------------------------------------
-# 02.2 chain of three
+# 02.2 a chain of any length
 # ----------------------------------------------------------------------------------------------
 
 
@@ -111,58 +141,115 @@ _COS = _dual(np.cos, torch.cos, "cos")
 
 _CHAINS = [
     (_SIN, _SQUARE, _SIGMOID),
-    (_SQUARE, _TANH, _COS),
-    (_SIGMOID, _SIN, _HALF_EXP),
-    (_TANH, _HALF_EXP, _SQUARE),
+    (_TANH,),
+    (_SQUARE, _TANH, _COS, _SIN),
+    (_SIGMOID, _HALF_EXP),
+    (_TANH, _HALF_EXP, _SQUARE, _SIGMOID, _COS),
 ]
 
 
-@exercise("02.2", "a chain of three")
-def check_chain_deriv_3(chain_deriv_3: Any) -> None:
-    require_callable(chain_deriv_3, "chain_deriv_3")
+class _Recorder:
+    """Wraps one link of a chain and records every value it is evaluated at (NumPy only)."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn, self.points = fn, []
+        self.__name__ = fn.__name__
+
+    def __call__(self, x):
+        if isinstance(x, torch.Tensor):
+            raise TypeError(f"{self.__name__} takes NumPy arrays or floats here, not tensors")
+        self.points.append(np.array(x, dtype=np.float64, copy=True).reshape(-1))
+        return self.fn(x)
+
+
+def _stepped_around(points: list[np.ndarray], centre: np.ndarray) -> bool:
+    """True when the link was evaluated at centre + h for one small step h != 0 shared by every element
+    (what a numerical derivative of that link at its own input does), in one call or one per element."""
+    pool = np.concatenate(points) if points else np.zeros(0)
+    if pool.size == 0:
+        return False
+    common = None
+    for c in centre:
+        offsets = np.round(pool - c, 10)
+        steps = {o for o in offsets.tolist() if 0 < abs(o) <= 0.1}
+        common = steps if common is None else common & steps
+        if not common:
+            return False
+    return True
+
+
+@exercise("02.2", "a chain of any length")
+def check_chain_deriv(chain_deriv: Any) -> None:
+    require_callable(chain_deriv, "chain_deriv")
     x = np.random.RandomState(7).uniform(-1.5, 1.5, size=9)
-    for f1, f2, f3 in _CHAINS:
-        got = as_array(call(chain_deriv_3, f1, f2, f3, x.copy(), name="chain_deriv_3"), "chain_deriv_3", x.shape)
+    for chain in _CHAINS:
+        names = " → ".join(f.__name__ for f in chain)
+        links = [_Recorder(f) for f in chain]
+        got = as_array(call(chain_deriv, list(links), x.copy(), name="chain_deriv"), "chain_deriv(chain, x)", x.shape)
+        flowing = [x]
+        for f in chain[:-1]:
+            flowing.append(f(flowing[-1]))
+        for k, (link, centre) in enumerate(zip(links, flowing), start=1):
+            if not _stepped_around(link.points, centre):
+                where = "x itself" if k == 1 else f"the output of link {k - 1}"
+                raise Wrong(
+                    f"for the chain {names}, link {k} ({link.__name__}) was never evaluated a small step either side "
+                    f"of the value that flows into it ({where}). Hint: the chain rule multiplies each link's own "
+                    "derivative, taken numerically with deriv at that link's input."
+                )
         xt = torch.tensor(x, dtype=F64, requires_grad=True)
-        f3(f2(f1(xt))).sum().backward()
-        exact = xt.grad.numpy()
-        gap = np.max(np.abs(got - exact))
-        if not gap < 1e-6:
+        out = xt
+        for f in chain:
+            out = f(out)
+        out.sum().backward()
+        gap = np.max(np.abs(got - xt.grad.numpy()))
+        if not gap < 1e-5:
             raise Wrong(
-                f"for f1, f2, f3 = {f1.__name__}, {f2.__name__}, {f3.__name__} your derivative is off by up to "
-                f"{gap:.2g}. Hint: the outer links' derivatives are taken at the values that flow into them: "
-                "f3' at f2(f1(x)), f2' at f1(x), f1' at x."
+                f"for the chain {names} your derivative is off by up to {gap:.2g}. Hint: one factor per link, "
+                "each evaluated at the value that flows into that link, multiplied together."
             )
 
 
 # ----------------------------------------------------------------------------------------------
-# 02.3 gradient of the linear model
+# 02.3 gradient of the quadratic model
 # ----------------------------------------------------------------------------------------------
 
 
-@exercise("02.3", "gradient of the linear model")
-def check_grad_fn(grad_fn: Any) -> None:
-    require_callable(grad_fn, "grad_fn")
+@exercise("02.3", "gradient of the quadratic model")
+def check_grad_quad(grad_quad: Any) -> None:
+    require_callable(grad_quad, "grad_quad")
     gen = generator(203)
     for n in (11, 5, 20, 3, 8):
-        t_u = torch.rand(n, generator=gen, dtype=F64) * 60 + 20
+        t = torch.rand(n, generator=gen, dtype=F64) * 6 + 1
         t_c = torch.randn(n, generator=gen, dtype=F64) * 10 + 5
-        w = torch.randn((), generator=gen, dtype=F64)
-        b = torch.randn((), generator=gen, dtype=F64) * 5
-        t_p = w * t_u + b
-        result = call(grad_fn, t_u.clone(), t_c.clone(), t_p.clone(), w.clone(), b.clone(), name="grad_fn")
-        got = as_tensor(result, "grad_fn(...)")
-        if tuple(got.shape) != (2,):
+        w2, w1, b = (torch.randn((), generator=gen, dtype=F64) for _ in range(3))
+        t_p = w2 * t ** 2 + w1 * t + b
+        result = call(grad_quad, t.clone(), t_c.clone(), t_p.clone(), w2.clone(), w1.clone(), b.clone(), name="grad_quad")
+        got = as_tensor(result, "grad_quad(...)")
+        if tuple(got.shape) != (3,):
             raise Wrong(
-                f"grad_fn should return a tensor of shape (2,): [dL/dw, dL/db], got shape {tuple(got.shape)}. "
-                "Hint: the gradient of each parameter is a sum over the readings."
+                f"grad_quad should return a tensor of shape (3,): [dL/dw2, dL/dw1, dL/db], got shape {tuple(got.shape)}. "
+                "Hint: each parameter's gradient is a sum over the points."
             )
-        w_, b_ = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
-        loss = ((w_ * t_u + b_ - t_c) ** 2).mean()
-        expected = torch.stack(torch.autograd.grad(loss, (w_, b_)))
-        assert_close(
-            got, expected, f"grad_fn(...) on a hidden dataset of {n} points", rtol=1e-5, atol=1e-10,
-            hint="dL/dt_p = 2 (t_p - t_c) / N; then multiply by t_u for w, by 1 for b, and sum over the points.",
+        leaves = [v.clone().requires_grad_(True) for v in (w2, w1, b)]
+        loss = ((leaves[0] * t ** 2 + leaves[1] * t + leaves[2] - t_c) ** 2).mean()
+        expected = torch.stack(torch.autograd.grad(loss, leaves))
+        if torch.allclose(got, expected, rtol=1e-5, atol=1e-10):
+            continue
+        if torch.allclose(got, expected.flip(0), rtol=1e-5, atol=1e-10):
+            raise Wrong("your three numbers are right but in the wrong order: return [dL/dw2, dL/dw1, dL/db].")
+        ratio = got / expected
+        if torch.allclose(ratio, ratio[0].expand(3), rtol=1e-5):
+            raise Wrong(
+                f"on a hidden dataset of {n} points all three components are {ratio[0].item():.3g} times the true "
+                "gradient. Hint: check the constant factors, the square's 2 and the mean's 1/N."
+            )
+        right = [name for name, ok in zip(("dL/dw2", "dL/dw1", "dL/db"), torch.isclose(got, expected, rtol=1e-5, atol=1e-10)) if ok]
+        wrong = [name for name in ("dL/dw2", "dL/dw1", "dL/db") if name not in right]
+        raise Wrong(
+            f"on a hidden dataset of {n} points {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} off"
+            f"{' (' + ', '.join(right) + ' right)' if right else ''}. Hint: by the chain rule each is "
+            "dL/dt_p times how t_p changes when that parameter moves, summed over the points."
         )
 
 
@@ -171,19 +258,29 @@ def check_grad_fn(grad_fn: Any) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+def _three_bools(value: Any, label: str) -> tuple[bool, bool, bool] | None:
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        return None
+    try:
+        return tuple(as_bool(v, label) for v in value)
+    except Wrong:
+        return None
+
+
 @exercise("02.4", "predict the output")
 def check_predictions(grad_after_two_backwards: Any, grad_after_zero_grad: Any,
-                      detached_requires_grad: Any, no_grad_requires_grad: Any) -> None:
+                      detach_answers: Any, no_grad_answers: Any) -> None:
     answers = {
         "(a) grad_after_two_backwards": grad_after_two_backwards,
         "(b) grad_after_zero_grad": grad_after_zero_grad,
-        "(c) detached_requires_grad": detached_requires_grad,
-        "(d) no_grad_requires_grad": no_grad_requires_grad,
+        "(c) detach_answers": detach_answers,
+        "(d) no_grad_answers": no_grad_answers,
     }
     missing = [name for name, value in answers.items() if value is Ellipsis]
     if missing:
         raise Wrong(f"not answered yet: {', '.join(missing)}; {STUB_HINT}.")
-    # Each ❌ names the wrong item and points at the section to reread, never at the value.
+    # Each ❌ names the wrong item and points at the section to reread, never at the value; (c) and (d)
+    # hold three predictions each and the line never says which of the three is wrong.
     problems = []
 
     a = grad_after_two_backwards
@@ -203,75 +300,111 @@ def check_predictions(grad_after_two_backwards: Any, grad_after_zero_grad: Any,
     if grad_after_zero_grad is not None:  # zeros, 0, or the old gradient
         problems.append("(b) is not what zero_grad() leaves since PyTorch 2.0: reread section 8 on its default")
 
-    for label, value, why in [
-        ("(c)", detached_requires_grad, "does detach()'s result still belong to the graph (section 9)?"),
-        ("(d)", no_grad_requires_grad, "what does no_grad() switch off (section 9)?"),
+    for label, value, truth, why in [
+        ("(c)", detach_answers, (False, False, True),
+         "what does detach() return, and what does requires_grad_() do to it (section 9)?"),
+        ("(d)", no_grad_answers, (False, True, True),
+         "what does no_grad() switch off, for new results and for existing leaves, and after the block (section 9)?"),
     ]:
-        if isinstance(value, (bool, np.bool_)) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.numel() == 1):
-            if bool(value):
-                problems.append(f"{label} is wrong: {why}")
-        else:
-            problems.append(f"{label} should be True or False, got {type(value).__name__}")
+        got = _three_bools(value, label)
+        if got is None:
+            problems.append(f"{label} should be three predictions, True or False each, in a tuple")
+        elif got != truth:
+            problems.append(f"{label} has at least one wrong prediction: {why}")
     if problems:
         message = "; ".join(problems)
         raise Wrong(message if message.endswith("?") else message + ".")
 
 
 # ----------------------------------------------------------------------------------------------
-# 02.5 debug the training loop
+# 02.5 debug: keep the best epoch
 # ----------------------------------------------------------------------------------------------
 
 
-def _reference_train(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
-    params = params.detach().clone().requires_grad_(True)
-    val_loss = None
+def _reference_fit_best(n_epochs, learning_rate, params, train_u, train_c, val_u, val_c):
+    """Plain gradient descent; after each step the validation loss; the params of the lowest one."""
+    p = params.detach().clone()
+    n = train_u.numel()
+    history, best, best_loss, path = [], p.clone(), math.inf, []
     for _ in range(n_epochs):
-        train_loss = ((params[0] * train_u + params[1] - train_c) ** 2).mean()
-        with torch.no_grad():
-            val_loss = ((params[0] * val_u + params[1] - val_c) ** 2).mean()
-        if params.grad is not None:
-            params.grad.zero_()
-        train_loss.backward()
-        with torch.no_grad():
-            params -= learning_rate * params.grad
-    return params.detach(), val_loss
+        r = 2 * (p[0] * train_u + p[1] - train_c) / n
+        p = p - learning_rate * torch.stack([(r * train_u).sum(), r.sum()])
+        path.append(p.clone())
+        if val_c is not None:
+            v = ((p[0] * val_u + p[1] - val_c) ** 2).mean().item()
+            history.append(v)
+            if v < best_loss:
+                best_loss, best = v, p.clone()
+    return best, history, path
 
 
-@exercise("02.5", "debug the training loop")
-def check_train(train: Any) -> None:
-    require_callable(train, "train")
+def _watched_tensor_type():
+    """A tensor subclass that notes whether any result computed from it carries a graph."""
+
+    class Watched(torch.Tensor):
+        graph_built = False
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            out = super().__torch_function__(func, types, args, kwargs or {})
+            if isinstance(out, torch.Tensor) and out.requires_grad:
+                cls.graph_built = True
+            return out
+
+    return Watched
+
+
+@exercise("02.5", "debug: keep the best epoch")
+def check_fit_best(fit_best: Any) -> None:
+    require_callable(fit_best, "fit_best")
     gen = generator(205)
-    for n_train, n_val, n_epochs, lr in [(9, 3, 200, 1e-2), (15, 5, 120, 2e-2)]:
+    for n_train, n_val, n_epochs, lr, best_epoch in [(9, 3, 60, 1e-2, 20), (15, 5, 40, 2e-2, 12)]:
         train_u = torch.rand(n_train, generator=gen, dtype=F64) * 6 + 2
         val_u = torch.rand(n_val, generator=gen, dtype=F64) * 6 + 2
         train_c = 5 * train_u - 17 + torch.randn(n_train, generator=gen, dtype=F64)
-        val_c = 5 * val_u - 17 + torch.randn(n_val, generator=gen, dtype=F64)
         params0 = torch.tensor([0.5, 1.0], dtype=F64)
+        # validation points on the line the descent passes through at `best_epoch`: their loss falls, then rises
+        _, _, path = _reference_fit_best(n_epochs, lr, params0, train_u, train_c, val_u, None)
+        w_mid, b_mid = path[best_epoch - 1]
+        val_c = w_mid * val_u + b_mid + 0.05 * torch.randn(n_val, generator=gen, dtype=F64)
+        best_ref, history_ref, _ = _reference_fit_best(n_epochs, lr, params0, train_u, train_c, val_u, val_c)
+        Watched = _watched_tensor_type()
         inputs = [params0, train_u, train_c, val_u, val_c]
         before = [t.clone() for t in inputs]
-        result = call(train, n_epochs, lr, params0, train_u, train_c, val_u, val_c, name="train")
-        if not (isinstance(result, (tuple, list)) and len(result) == 2):
-            raise Wrong("train(...) should return two things, `params, val_loss`, like buggy_train.")
-        params, val_loss = result
+        result = call(fit_best, n_epochs, lr, params0, train_u, train_c, val_u.as_subclass(Watched),
+                      val_c.as_subclass(Watched), name="fit_best")
         if any(not torch.equal(t, old) for t, old in zip(inputs, before)) or params0.requires_grad:
+            raise Wrong("fit_best(...) changed a tensor that was passed in. Hint: train a detached clone of params.")
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise Wrong("fit_best(...) should return two things, `best_params, history`, like buggy_fit_best.")
+        best, history = result
+        if not isinstance(history, (list, tuple)) or len(history) != n_epochs:
+            raise Wrong(f"`history` should be a list with one validation loss per epoch ({n_epochs} here).")
+        if any(isinstance(h, torch.Tensor) and h.requires_grad for h in history):
             raise Wrong(
-                "train(...) changed a tensor that was passed in. Hint: work on "
-                "`params.detach().clone().requires_grad_(True)`, as buggy_train does."
+                "`history` holds tensors that carry a graph, each keeping its whole computation alive. "
+                "Hint: a validation loss is never differentiated; store plain numbers."
             )
-        expected_params, _ = _reference_train(n_epochs, lr, params0, train_u, train_c, val_u, val_c)
-        assert_close(
-            as_tensor(params, "params", shape=(2,)), expected_params, "the trained params", rtol=1e-5, atol=1e-5,
-            hint="zero the gradient every epoch, and let only the training loss go into backward().",
-        )
-        if not isinstance(val_loss, torch.Tensor):
-            raise Wrong(f"the returned val_loss should be the loss tensor (not .item()), got a {type(val_loss).__name__}.")
-        if val_loss.numel() != 1 or not torch.isfinite(val_loss).all():
-            raise Wrong("the returned val_loss should be a single finite number in a tensor.")
-        if val_loss.requires_grad:
+        if Watched.graph_built:
             raise Wrong(
-                "the returned val_loss has requires_grad=True: it was computed with a graph. "
-                "Hint: compute it inside `with torch.no_grad():`."
+                "the validation loss was computed with a graph (autograd recorded operations on val_u), even if "
+                "what you stored was detached. Hint: a validation pass should record nothing at all."
             )
+        got = [as_float(h, "history[i]") for h in history]
+        off = [k for k, (g, r) in enumerate(zip(got, history_ref)) if not math.isclose(g, r, rel_tol=1e-6, abs_tol=1e-9)]
+        if off:
+            flat = max(got) - min(got) <= 1e-12 * max(1.0, abs(got[0]))
+            raise Wrong(
+                f"the validation losses differ from a correct loop's from epoch {off[0] + 1} on"
+                f"{' (they never change: the parameters never move)' if flat else ''}. "
+                "Hint: look at what .grad holds when step() runs, every epoch."
+            )
+        best_t = as_tensor(best, "best_params", shape=(2,))
+        if not torch.allclose(best_t, best_ref, rtol=1e-6, atol=1e-9):
+            last = _reference_fit_best(n_epochs, lr, params0, train_u, train_c, val_u, val_c)[2][-1]
+            why = (" They are the last epoch's: is best_params a copy, or another name for the tensor that keeps training?"
+                   if torch.allclose(best_t, last, rtol=1e-6, atol=1e-9) else "")
+            raise Wrong(f"best_params are not the parameters of the epoch with the lowest validation loss.{why}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -492,37 +625,44 @@ def check_value(Value: Any) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# 02.9 backpropagation by hand
+# 02.9 backpropagation through two tanh layers
 # ----------------------------------------------------------------------------------------------
 
+_DEEP_NAMES = ("b3", "w3", "b2", "w2", "b1", "w1", "x")  # from the output back to the input
 
-@exercise("02.9", "backpropagation by hand")
-def check_forward_and_backward(forward_and_backward: Any) -> None:
-    require_callable(forward_and_backward, "forward_and_backward")
+
+@exercise("02.9", "backpropagation through two tanh layers")
+def check_forward_and_backward(forward_and_backward_deep: Any) -> None:
+    require_callable(forward_and_backward_deep, "forward_and_backward_deep")
     gen = generator(209)
-    for n, n_in, n_hidden in [(7, 5, 4), (1, 3, 6), (20, 1, 2)]:
+    for n, n_in, h1, h2 in [(7, 5, 4, 3), (1, 3, 6, 2), (20, 1, 2, 5)]:
         x = torch.randn(n, n_in, generator=gen, dtype=F64)
         y = torch.randn(n, generator=gen, dtype=F64)
-        w1 = torch.randn(n_in, n_hidden, generator=gen, dtype=F64)
-        b1 = torch.randn(n_hidden, generator=gen, dtype=F64) * 0.5
-        w2 = torch.randn(n_hidden, 1, generator=gen, dtype=F64)
-        b2 = torch.randn(1, generator=gen, dtype=F64)
-        tensors = {"x": x, "w1": w1, "b1": b1, "w2": w2, "b2": b2}
+        w1 = torch.randn(n_in, h1, generator=gen, dtype=F64)
+        b1 = torch.randn(h1, generator=gen, dtype=F64) * 0.5
+        w2 = torch.randn(h1, h2, generator=gen, dtype=F64)
+        b2 = torch.randn(h2, generator=gen, dtype=F64) * 0.5
+        w3 = torch.randn(h2, 1, generator=gen, dtype=F64)
+        b3 = torch.randn(1, generator=gen, dtype=F64)
+        tensors = {"x": x, "w1": w1, "b1": b1, "w2": w2, "b2": b2, "w3": w3, "b3": b3}
         leaves = {k: v.clone().requires_grad_(True) for k, v in tensors.items()}
-        hidden = (leaves["x"] @ leaves["w1"] + leaves["b1"]).clamp_min(0)
-        out = hidden @ leaves["w2"] + leaves["b2"]
+        h = torch.tanh(leaves["x"] @ leaves["w1"] + leaves["b1"])
+        h = torch.tanh(h @ leaves["w2"] + leaves["b2"])
+        out = h @ leaves["w3"] + leaves["b3"]
         ((out.squeeze(-1) - y) ** 2).mean().backward()
-        call(forward_and_backward, x, y, w1, b1, w2, b2, name="forward_and_backward", allow_none=True)
+        call(forward_and_backward_deep, x, y, w1, b1, w2, b2, w3, b3, name="forward_and_backward_deep", allow_none=True)
         if all(getattr(t, "g", None) is None for t in tensors.values()):
-            raise Wrong(f"after forward_and_backward(...) no tensor has a `.g`: {STUB_HINT}.")
-        for name, t in tensors.items():
-            g = getattr(t, "g", None)
+            raise Wrong(f"after forward_and_backward_deep(...) no tensor has a `.g`: {STUB_HINT}.")
+        shapes = f"N={n}, in={n_in}, hidden={h1} and {h2}"
+        for k, name in enumerate(_DEEP_NAMES):
+            g = getattr(tensors[name], "g", None)
             if g is None:
-                raise Wrong(f"after forward_and_backward(...), `{name}` has no `.g`. Which backward function should set it?")
+                raise Wrong(f"after forward_and_backward_deep(...), `{name}` has no `.g`. Which backward step should set it?")
+            fine = ", ".join(f"`{m}`" for m in _DEEP_NAMES[:k])
             assert_close(
-                g, leaves[name].grad, f"{name}.g (shapes N={n}, in={n_in}, hidden={n_hidden})", rtol=0, atol=1e-8,
-                hint="mse_grad: 2 (out - y) / N as (N, 1); relu_grad: pass where the input was > 0; "
-                "lin_grad: inp.g = out.g @ w.T, w.g = inp.T @ out.g, b.g = out.g.sum(0).",
+                g, leaves[name].grad, f"{name}.g ({shapes})", rtol=0, atol=1e-8,
+                hint=(f"the gradients of {fine} are right, so look at the backward steps between them and `{name}`."
+                      if fine else "start at the loss: dL/d out for a mean of squares, shaped like out."),
             )
 
 
@@ -598,3 +738,87 @@ def check_split_indices(split_indices: Any) -> None:
         differs = [(_split(split_indices, n, frac, seed) != (train_idx, val_idx)) for seed in (12, 13, 14)]
         if not (any(differs) if n < 50 else all(differs)):
             raise Wrong(f"for n={n}, differently seeded generators gave the same split: is it random at all?")
+
+
+# ----------------------------------------------------------------------------------------------
+# 02.12 a Jacobian, one row per backward pass
+# ----------------------------------------------------------------------------------------------
+
+_M = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.3, -0.7], [-0.2, 0.8, 0.4], [1.0, 1.0, -1.0]], dtype=F64)
+_JAC_FUNCTIONS = [
+    ("R³ → R⁴: tanh(M x)", 3, lambda x: torch.tanh(_M @ x)),
+    ("R⁵ → R²: [sum(x²), x₀·x₄·exp(x₂)]", 5, lambda x: torch.stack([(x ** 2).sum(), x[0] * x[4] * torch.exp(x[2])])),
+    ("R⁴ → R⁴: x · cumsum(x)", 4, lambda x: x * torch.cumsum(x, 0)),
+]
+_SHORTCUTS = [(torch.autograd.functional, "jacobian"), (torch.func, "jacrev"), (torch.func, "jacfwd"),
+              (torch.autograd.functional, "vjp"), (torch.func, "vjp"), (torch.func, "vmap")]
+
+
+class _UsedShortcut(Exception):
+    pass
+
+
+@exercise("02.12", "a Jacobian, one row per backward")
+def check_jacobian_rows(jacobian_rows: Any) -> None:
+    require_callable(jacobian_rows, "jacobian_rows")
+    gen = generator(212)
+    for label, n, fn in _JAC_FUNCTIONS:
+        x = torch.randn(n, generator=gen, dtype=F64) * 0.8
+        calls = [0]
+
+        def f(v, fn=fn):
+            calls[0] += 1
+            return fn(v)
+
+        saved = [(module, name, getattr(module, name)) for module, name in _SHORTCUTS]
+
+        def refuse(*args, name="", **kwargs):
+            raise _UsedShortcut(name)
+
+        for module, name, _ in saved:
+            setattr(module, name, lambda *a, name=name, **k: refuse(name=name))
+        try:
+            result = jacobian_rows(f, x.clone())
+        except _UsedShortcut as used:
+            raise Wrong(
+                f"jacobian_rows called torch's ready-made {used}: this exercise builds the Jacobian itself, "
+                "from backward passes with a chosen `gradient`."
+            ) from None
+        except Exception as err:
+            hint = (" Hint: a graph is freed by its first backward unless you ask to keep it."
+                    if "second time" in str(err) else "")
+            raise Wrong(f"`jacobian_rows` raised {type(err).__name__}: {one_line(str(err), 160)}{hint}") from err
+        finally:
+            for module, name, original in saved:
+                setattr(module, name, original)
+        if result is None:
+            raise Wrong(f"`jacobian_rows` returned None: {STUB_HINT}, and make sure it ends with `return`.")
+        expected = torch.autograd.functional.jacobian(fn, x)
+        m = expected.shape[0]
+        got = as_tensor(result, "jacobian_rows(f, x)")
+        if tuple(got.shape) != (m, n):
+            turned = " (that is the transpose's shape)" if tuple(got.shape) == (n, m) else ""
+            raise Wrong(
+                f"for f: {label} the Jacobian should have shape (outputs, inputs) = {(m, n)}, got "
+                f"{tuple(got.shape)}{turned}. Row i holds the gradient of output i."
+            )
+        if torch.allclose(got, expected, rtol=1e-10, atol=1e-12):
+            if calls[0] > 1:
+                raise Wrong(
+                    f"for f: {label} you ran the forward pass {calls[0]} times. One forward pass is enough: keep its "
+                    "graph alive across the backward passes (retain_graph)."
+                )
+            continue
+        if torch.allclose(got, expected.cumsum(0), rtol=1e-10, atol=1e-12):
+            raise Wrong(
+                f"for f: {label} row i holds the sum of rows 0..i: each backward pass accumulated into .grad on top of "
+                "the previous ones. Hint: what must happen to x.grad between two rows?"
+            )
+        if m == n and torch.allclose(got, expected.T, rtol=1e-10, atol=1e-12):
+            raise Wrong(f"for f: {label} your matrix is the transpose of the Jacobian: row i should be the gradient of output i.")
+        gap = (got - expected).abs().max().item()
+        raise Wrong(
+            f"for f: {label} your Jacobian is off by up to {gap:.2g}"
+            f"{': that is finite-difference accuracy, not an exact backward pass' if gap < 1e-4 else ''}. "
+            "Hint: output i's gradient is one backward pass whose `gradient` is 1 at position i and 0 elsewhere."
+        )
