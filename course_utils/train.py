@@ -1,7 +1,10 @@
 """Small training helpers: the fixed splits of 03_nn, a seeded DataLoader, and the loop used before fastai.
 
-Chapter 03_nn writes each of these by hand first; later chapters import them instead of repeating
-the code. Everything here runs on whatever device the model's parameters live on, and takes its
+Chapter 03_nn shows what each of these does before importing it: it writes the multi-class loop by
+hand in section 5 (model.train(), model.eval(), torch.no_grad(), accuracy over a validation loader)
+and shows that `fit` then gives the same weights and accuracies bit for bit; it builds a seeded
+DataLoader by hand before `seeded_loader`, counts parameters with `numel` before `count_parameters`,
+and describes the two fixed splits. Later chapters import them instead of repeating the code. Everything here runs on whatever device the model's parameters live on, and takes its
 randomness from explicit seeds, never from the global generators.
 
     mnist_split      the 5,000 MNIST digits split per class, 400 train / 100 valid (no RNG)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils.checks.framework import (
@@ -72,97 +73,165 @@ def _method(obj: Any, method: str, owner: str) -> Any:
     return fn
 
 
+class _TorchCalls(TorchFunctionMode):
+    """Names the torch functions and tensor methods called inside a `with` block (as checks/ch01.py does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.append(getattr(func, "__name__", ""))
+        return func(*args, **(kwargs or {}))
+
+
+def _forbidden_calls(fn: Any, args: tuple, kwargs: dict, forbidden: dict[str, str], name: str) -> Any:
+    """Call fn under _TorchCalls and fail if it used one of the `forbidden` functions (name -> label)."""
+    with _TorchCalls() as calls:
+        out = call(fn, *args, name=name, **kwargs)
+    used = [forbidden[n] for n in calls.names if n in forbidden]
+    if used:
+        raise Wrong(f"`{name}` calls {used[0]}, which the exercise asks you to rebuild. Hint: write it with "
+                    "exp, amax/max, sum and logsumexp-style shifts on plain tensors.")
+    return out
+
+
+_SOFTMAX_SHORTCUTS = {"softmax": "torch.softmax (or F.softmax)", "log_softmax": "log_softmax",
+                      "_softmax": "torch.softmax", "special_softmax": "torch.special.softmax",
+                      "special_log_softmax": "torch.special.log_softmax"}
+
+
 # ----------------------------------------------------------------------------------------------
-# 03.1 stable softmax
+# 03.1 masked softmax with a temperature
 # ----------------------------------------------------------------------------------------------
 
 
-@exercise("03.1", "a stable softmax")
-def check_softmax(softmax: Any) -> None:
-    require_callable(softmax, "softmax")
+def _reference_masked_softmax(x: torch.Tensor, mask: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
+    z = torch.where(mask, x / temperature, torch.full_like(x, -math.inf))
+    p = torch.softmax(z, dim=dim)
+    return torch.nan_to_num(p, nan=0.0)      # an all-masked slice: 0/0 -> 0
+
+
+@exercise("03.1", "a masked softmax with a temperature")
+def check_softmax(masked_softmax: Any) -> None:
+    require_callable(masked_softmax, "masked_softmax")
     gen = generator(301)
-    cases = [
-        (torch.randn(4, 7, generator=gen, dtype=F64) * 3, 1),
-        (torch.randn(4, 7, generator=gen, dtype=F64) * 3, -1),
-        (torch.randn(5, 3, generator=gen, dtype=F64), 0),
-        (torch.randn(2, 3, 5, generator=gen, dtype=F64) * 2, 1),
-        (torch.tensor([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, -999.0], [999.0, 1000.0, 1000.0]], dtype=F64), 1),
-        (torch.tensor([[1000.0, -1000.0], [-1000.0, 1000.0], [0.0, 1000.0]], dtype=F64), 0),
+
+    def random_mask(shape, keep=0.7):
+        return torch.rand(shape, generator=gen, dtype=F64) < keep
+
+    big = torch.tensor([[1000.0, 0.0, -1000.0, 999.0], [-1000.0, -1000.0, -999.0, 5.0],
+                        [999.0, 1000.0, 1000.0, -3.0]], dtype=F64)
+    big_mask = torch.tensor([[True, True, True, False], [True, False, True, True], [False, True, True, True]])
+    cases = [  # (x, mask, temperature, dim, what the case tests)
+        (torch.randn(4, 7, generator=gen, dtype=F64) * 3, torch.ones(4, 7, dtype=torch.bool), 1.0, -1, "no mask"),
+        (torch.randn(4, 7, generator=gen, dtype=F64) * 3, random_mask((4, 7)), 1.0, -1, "a mask"),
+        (torch.randn(5, 6, generator=gen, dtype=F64), torch.ones(5, 6, dtype=torch.bool), 0.25, -1, "temperature 0.25"),
+        (torch.randn(5, 6, generator=gen, dtype=F64), random_mask((5, 6)), 4.0, 1, "temperature 4 and a mask"),
+        (torch.randn(5, 3, generator=gen, dtype=F64), random_mask((5, 3), 0.8), 2.0, 0, "dim=0"),
+        (torch.randn(2, 3, 5, generator=gen, dtype=F64) * 2, random_mask((2, 3, 5)), 0.5, 1, "a 3-d input, dim=1"),
+        (big, big_mask, 1.0, 1, "logits of ±1000"),
+        (big, big_mask, 0.1, 1, "logits of ±1000 at temperature 0.1"),
+        (torch.randn(3, 4, generator=gen, dtype=F64),
+         torch.tensor([[True, False, True, True], [False, False, False, False], [True, True, False, True]]), 1.0, -1,
+         "a row whose mask is all False"),
     ]
-    for x, dim in cases:
+    for x, mask, temperature, dim, what in cases:
         kept = x.clone()
-        got = _tensor_result(call(softmax, x, dim, name="softmax"), "softmax", tuple(x.shape))
+        out = _forbidden_calls(masked_softmax, (x, mask, temperature, dim), {}, _SOFTMAX_SHORTCUTS, "masked_softmax")
+        got = _tensor_result(out, "masked_softmax", tuple(x.shape))
         if not torch.equal(x, kept):
-            raise Wrong("softmax changed its input in place. Hint: compute new tensors instead of using `-=`.")
+            raise Wrong("masked_softmax changed its input in place. Hint: compute new tensors instead of using `-=`.")
         got = got.detach().to(F64)
+        expected = _reference_masked_softmax(x, mask, temperature, dim)
         if not torch.isfinite(got).all():
-            raise Wrong(
-                f"softmax returned inf or nan for logits as large as {x.abs().max().item():g}. "
-                "Hint: subtract the maximum along `dim` (with keepdim=True) before exponentiating."
-            )
-        expected = torch.softmax(x, dim=dim)
-        if not torch.allclose(got, expected, rtol=0, atol=1e-6):
-            sums = got.sum(dim=dim)
-            if not torch.allclose(sums, torch.ones_like(sums), atol=1e-6):
-                raise Wrong(
-                    f"for shape {tuple(x.shape)} and dim={dim}, your values do not sum to 1 along dim {dim}. "
-                    "Hint: sum along `dim` with keepdim=True, so the sums broadcast back."
-                )
-            raise Wrong(
-                f"for shape {tuple(x.shape)} and dim={dim}, softmax differs from torch.softmax by up to "
-                f"{(got - expected).abs().max().item():.3g}. Hint: softmax is exp(x) / sum(exp(x)) along dim."
-            )
+            dead = ~mask.any(dim=dim, keepdim=True).expand_as(mask)
+            if dead.any() and not (~torch.isfinite(got) & ~dead).any():
+                raise Wrong(f"for {what}, the fully masked slice gives nan: 0/0. Hint: that slice should come out as "
+                            "zeros; guard the max and the sum of a slice with nothing left in it.")
+            raise Wrong(f"for {what}, masked_softmax returned inf or nan. Hint: subtract the maximum along `dim` "
+                        "(with keepdim=True) of the scaled, masked logits before exponentiating.")
+        dead = ~mask.any(dim=dim, keepdim=True).expand_as(mask)
+        if dead.any() and (got[dead] != 0).any():
+            raise Wrong(f"for {what}, the fully masked slice should be all zeros, got values up to "
+                        f"{got[dead].abs().max().item():.3g}. Hint: a large negative fill such as -1e9 turns it into a "
+                        "uniform distribution; fill with -inf and guard the max and the 0/0 of an empty slice.")
+        if (got[~mask] != 0).any():
+            raise Wrong(f"for {what}, masked positions get probability up to {got[~mask].abs().max().item():.3g}, not "
+                        "exactly 0. Hint: remove them before the exponential (exp(-inf) is exactly 0), not after.")
+        if torch.allclose(got, expected, rtol=0, atol=1e-6):
+            continue
+        sums = got.sum(dim=dim)
+        live = mask.any(dim=dim)
+        if not torch.allclose(sums[live], torch.ones_like(sums[live]), atol=1e-6):
+            raise Wrong(f"for {what} (shape {tuple(x.shape)}, dim={dim}), the unmasked probabilities do not sum to 1 "
+                        "along dim. Hint: the masked positions must leave the sum before you normalise "
+                        "(renormalise over the kept ones), and sum along `dim` with keepdim=True.")
+        if temperature != 1.0:
+            for wrong in (x * temperature, x):
+                if torch.allclose(got, _reference_masked_softmax(wrong, mask, 1.0, dim), rtol=0, atol=1e-6):
+                    raise Wrong(f"for {what}, the temperature is not applied as the exercise says. Hint: it "
+                                "divides the logits, so a temperature below 1 sharpens the distribution.")
+        raise Wrong(f"for {what} (shape {tuple(x.shape)}, dim={dim}), masked_softmax differs from the reference by "
+                    f"up to {(got - expected).abs().max().item():.3g}. Hint: softmax of x / temperature along dim, "
+                    "over the unmasked positions only.")
 
 
 # ----------------------------------------------------------------------------------------------
-# 03.2 cross-entropy from logsumexp
+# 03.2 cross-entropy with label smoothing
 # ----------------------------------------------------------------------------------------------
 
+_CE_SHORTCUTS = {**_SOFTMAX_SHORTCUTS, "cross_entropy": "F.cross_entropy", "nll_loss": "F.nll_loss",
+                 "cross_entropy_loss": "F.cross_entropy"}
 
-@exercise("03.2", "cross-entropy from log-sum-exp")
-def check_cross_entropy(cross_entropy: Any) -> None:
-    require_callable(cross_entropy, "cross_entropy")
+
+@exercise("03.2", "cross-entropy with label smoothing")
+def check_cross_entropy(smoothed_cross_entropy: Any) -> None:
+    require_callable(smoothed_cross_entropy, "smoothed_cross_entropy")
     gen = generator(302)
     batches = [
-        (torch.randn(8, 5, generator=gen, dtype=F64) * 4, torch.randint(0, 5, (8,), generator=gen)),
-        (torch.randn(3, 10, generator=gen, dtype=F64), torch.tensor([9, 0, 4])),
+        (torch.randn(8, 5, generator=gen, dtype=F64) * 4, torch.randint(0, 5, (8,), generator=gen), 0.1),
+        (torch.randn(3, 10, generator=gen, dtype=F64), torch.tensor([9, 0, 4]), 0.3),
+        (torch.randn(6, 4, generator=gen, dtype=F64) * 2, torch.randint(0, 4, (6,), generator=gen), 0.0),
         (torch.tensor([[1000.0, 0.0, -1000.0, 5.0], [-1000.0, 999.0, 1000.0, 0.0], [0.0, 0.0, 0.0, 1000.0]], dtype=F64),
-         torch.tensor([2, 2, 0])),
-        (torch.randn(1, 3, generator=gen, dtype=F64), torch.tensor([1])),
+         torch.tensor([2, 2, 0]), 0.2),
+        (torch.randn(1, 3, generator=gen, dtype=F64), torch.tensor([1]), 0.5),
     ]
-    for logits, targ in batches:
-        n = len(targ)
-        none = call(cross_entropy, logits.clone(), targ.clone(), reduction="none", name="cross_entropy")
-        none = _tensor_result(none, "cross_entropy(..., reduction='none')", (n,)).detach().to(F64)
-        expected = F.cross_entropy(logits, targ, reduction="none")
-        if not torch.isfinite(none).all():
-            raise Wrong(
-                "cross_entropy returned inf or nan for logits of ±1000. Hint: logsumexp(logits) - "
-                "logits[range(n), targ] never exponentiates a large number; torch.logsumexp is stable."
-            )
-        if not torch.allclose(none, expected, rtol=0, atol=1e-5):
-            raise Wrong(
-                f"with reduction='none', your per-item losses {none[:3].tolist()} differ from F.cross_entropy's "
-                f"{expected[:3].tolist()}. Hint: per item, logsumexp of the row minus the logit of the target class."
-            )
+    for logits, targ, eps in batches:
         leaf = logits.clone().requires_grad_(True)
-        mean = call(cross_entropy, leaf, targ.clone(), name="cross_entropy")
-        mean = _tensor_result(mean, "cross_entropy(...) with the default reduction", ())
-        if not torch.allclose(mean.detach().to(F64), expected.mean(), rtol=0, atol=1e-5):
-            raise Wrong(
-                f"with the default reduction='mean' you returned {mean.item():.6g}, expected "
-                f"{expected.mean().item():.6g}. Hint: 'mean' averages the per-item losses."
-            )
-        if not mean.requires_grad:
+        out = _forbidden_calls(smoothed_cross_entropy, (leaf, targ.clone()), {"eps": eps}, _CE_SHORTCUTS,
+                               "smoothed_cross_entropy")
+        loss = _tensor_result(out, "smoothed_cross_entropy", ())
+        ref_leaf = logits.clone().requires_grad_(True)
+        expected = F.cross_entropy(ref_leaf, targ, label_smoothing=eps)
+        got = loss.detach().to(F64)
+        if not torch.isfinite(got):
+            raise Wrong("the loss is inf or nan for logits of ±1000. Hint: log p = logits - logsumexp(logits) never "
+                        "exponentiates a large number; torch.logsumexp is stable.")
+        if not torch.allclose(got, expected.detach(), rtol=0, atol=1e-6):
+            n, c = logits.shape
+            log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+            nll = -log_p[torch.arange(n), targ]
+            others = -(log_p.sum(dim=1) + nll) / max(c - 1, 1)          # what spreading eps over the C - 1 others gives
+            if eps > 0 and torch.isclose(got, nll.mean(), atol=1e-6):
+                raise Wrong(f"with eps={eps} you returned the plain cross-entropy: the smoothing is missing. Hint: the "
+                            "target puts 1 - eps on the class and eps / C on every class.")
+            if eps > 0 and torch.isclose(got, ((1 - eps) * nll + eps * others).mean(), atol=1e-6):
+                raise Wrong(f"with eps={eps}, your loss spreads eps over the C - 1 other classes; the exercise (like "
+                            "PyTorch) spreads it uniformly over all C classes, the target included.")
+            if n > 1 and torch.isclose(got, n * expected.detach(), atol=1e-5):
+                raise Wrong("your loss is the sum over the batch; return the mean over the N items.")
+            raise Wrong(f"with eps={eps} your loss is {got.item():.6g}, the reference {expected.item():.6g}. Hint: per "
+                        "item, -(1 - eps) · log p[target] - eps · mean over the classes of log p.")
+        if not loss.requires_grad:
             raise Wrong("the loss does not depend on the logits through autograd (did you call .item() or detach?).")
         try:
-            mean.backward()
+            loss.backward()
         except Exception as err:
             raise Wrong(f"backward through your loss raised {type(err).__name__}: {one_line(str(err), 120)}") from err
-        ref_leaf = logits.clone().requires_grad_(True)
-        F.cross_entropy(ref_leaf, targ).backward()
-        if leaf.grad is None or not torch.allclose(leaf.grad, ref_leaf.grad, rtol=0, atol=1e-5):
-            raise Wrong("the gradient of your mean loss with respect to the logits differs from F.cross_entropy's.")
+        expected.backward()
+        if leaf.grad is None or not torch.allclose(leaf.grad, ref_leaf.grad, rtol=0, atol=1e-6):
+            raise Wrong("the gradient of your loss with respect to the logits differs from the reference's.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -280,61 +349,79 @@ def _seeded_linear(seed: int, d: int) -> nn.Linear:
     return model
 
 
-def _reference_sgd(model: nn.Module, batches: list, lr: float, epochs: int) -> list[torch.Tensor]:
-    params = [p.detach().clone().requires_grad_(True) for p in model.parameters()]
-    w, b = params
-    for _ in range(epochs):
-        for xb, yb in batches:
-            _mnist_loss(xb @ w.T + b, yb).backward()
-            with torch.no_grad():
-                for p in params:
-                    p -= lr * p.grad
-                    p.grad = None
-    return [p.detach() for p in params]
+@exercise("03.4", "BasicOptim with momentum")
+def check_basic_optim(MomentumOptim: Any) -> None:
+    _require_class(MomentumOptim, "MomentumOptim")
+    momentum = 0.8
+    schedule = [0.3] * 4 + [0.3 * 0.7 ** k for k in range(1, 9)]   # constant at first, then decaying
 
-
-@exercise("03.4", "BasicOptim and train_epoch")
-def check_basic_optim(BasicOptim: Any, train_epoch: Any) -> None:
-    _require_class(BasicOptim, "BasicOptim")
-    require_callable(train_epoch, "train_epoch")
-    lr = 0.5
-
-    # step and zero_grad on their own
-    p = torch.tensor([1.0, -2.0, 3.0], dtype=F64, requires_grad=True)
-    (p ** 2).sum().backward()
-    opt = _instantiate(BasicOptim, "BasicOptim", iter([p]), 0.1)
-    call(_method(opt, "step", "BasicOptim"), name="BasicOptim.step", allow_none=True)
-    if not torch.allclose(p.detach(), torch.tensor([1.0, -2.0, 3.0], dtype=F64) * 0.8):
-        raise Wrong(
-            f"after one step with lr=0.1 and grad = 2p from p = [1, -2, 3], the parameter is {p.detach().tolist()}. "
-            "Hint: p -= lr * p.grad, inside torch.no_grad()."
-        )
-    call(_method(opt, "zero_grad", "BasicOptim"), name="BasicOptim.zero_grad", allow_none=True)
-    if p.grad is not None and bool(p.grad.abs().sum() > 0):
-        raise Wrong("after zero_grad() the gradient is still there. Hint: set p.grad = None (or zero it).")
-
-    # two epochs on a hidden linear model, no shuffling
+    # a hidden linear model on hidden data, trained by torch.optim.SGD(momentum=...) and by yours
     x, y = _binary_data(304, 48, 5)
-    dl = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=False)
-    model = _seeded_linear(3040, 5)
-    expected = _reference_sgd(model, list(dl), lr, epochs=2)
-    opt = _instantiate(BasicOptim, "BasicOptim", model.parameters(), lr)   # a one-shot generator, on purpose
+    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 48, 16)]
+    ref_model, model = _seeded_linear(3040, 5), _seeded_linear(3040, 5)
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=schedule[0], momentum=momentum)
+    with _TorchOptimizers() as made:
+        opt = _instantiate(MomentumOptim, "MomentumOptim", model.parameters(), schedule[0], momentum)  # a generator
+    if made.count or any(isinstance(v, torch.optim.Optimizer) for v in vars(opt).values()):
+        raise Wrong("MomentumOptim builds a torch.optim optimizer; the exercise asks you to write the update "
+                    "yourself. Hint: one velocity tensor per parameter, updated inside torch.no_grad().")
     start = [q.detach().clone() for q in model.parameters()]
-    for _ in range(2):
-        call(train_epoch, model, dl, opt, name="train_epoch", allow_none=True)
-    got = [q.detach() for q in model.parameters()]
-    if all(torch.equal(a, b) for a, b in zip(got, start)):
-        raise Wrong(
-            "the parameters did not change after 2 epochs of train_epoch. Hint: train_epoch should call "
-            "loss.backward(), opt.step() and opt.zero_grad() for every batch; and BasicOptim should keep "
-            "list(params), because model.parameters() is a generator that can be read only once."
-        )
-    for a, b in zip(got, expected):
-        if not torch.allclose(a, b, rtol=0, atol=1e-6):
-            raise Wrong(
-                f"after 2 epochs the parameters differ from the reference loop by up to {(a - b).abs().max().item():.3g}. "
-                "Hint: compute mnist_loss on model(xb), backward, step, then zero the gradients, once per batch."
-            )
+    step, zero_grad = _method(opt, "step", "MomentumOptim"), _method(opt, "zero_grad", "MomentumOptim")
+    for k, lr in enumerate(schedule):
+        xb, yb = batches[k % len(batches)]
+        for group in ref_opt.param_groups:
+            group["lr"] = lr
+        ref_opt.zero_grad()
+        _mnist_loss(ref_model(xb), yb).backward()
+        ref_opt.step()
+        try:
+            opt.lr = lr
+        except Exception as err:
+            raise Wrong(f"could not set `opt.lr` on your optimizer ({type(err).__name__}).") from err
+        call(zero_grad, name="MomentumOptim.zero_grad", allow_none=True)
+        if any(q.grad is not None and bool(q.grad.abs().sum() > 0) for q in model.parameters()):
+            raise Wrong("after zero_grad() a gradient is still there. Hint: set p.grad = None (or zero it) for every "
+                        "parameter.")
+        _mnist_loss(model(xb), yb).backward()
+        call(step, name="MomentumOptim.step", allow_none=True)
+        got = [q.detach().clone() for q in model.parameters()]
+        if all(torch.equal(a, b) for a, b in zip(got, start)):
+            raise Wrong(f"step {k + 1} did not change the parameters. Hint: keep list(params): model.parameters() is "
+                        "a generator that can be read only once; then update each p in place under torch.no_grad().")
+        start = got
+        gap = max((a - b).abs().max().item() for a, b in zip(got, ref_model.parameters()))
+        if gap > 1e-9:
+            where = "while the learning rate is constant" if k < 4 else "once the learning rate starts to change"
+            if k == 0:
+                hint = ("the very first step should be p -= lr * grad (the velocity starts at zero); check the sign "
+                        "and the learning rate.")
+            elif k < 4:
+                hint = ("keep one velocity per parameter from step to step (v = momentum * v + grad), created once, "
+                        "not reset in step().")
+            else:
+                hint = ("the learning rate multiplies the velocity when the step is taken (p -= lr * v); it is not "
+                        "baked into v, which is Weidman's form (exercise 03.7).")
+            raise Wrong(f"step {k + 1} departs from SGD with momentum {where} (gap {gap:.3g}). Hint: {hint}")
+
+
+class _TorchOptimizers:
+    """Counts torch.optim optimizers created inside a `with` block."""
+
+    def __enter__(self):
+        self.count = 0
+        self._init = torch.optim.Optimizer.__init__
+        counter = self
+
+        def counting_init(opt_self, *args, **kwargs):
+            counter.count += 1
+            return counter._init(opt_self, *args, **kwargs)
+
+        torch.optim.Optimizer.__init__ = counting_init
+        return self
+
+    def __exit__(self, *exc):
+        torch.optim.Optimizer.__init__ = self._init
+        return False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -467,64 +554,70 @@ def _op_backward(op: Any, grad: np.ndarray, name: str, shape: tuple[int, ...]) -
     return as_array(out, f"{name}.backward(...)", shape)
 
 
-@exercise("03.6", "framework: Tanh and inverted Dropout")
-def check_tanh_dropout(MyTanh: Any, MyDropout: Any) -> None:
-    _require_class(MyTanh, "MyTanh")
-    _require_class(MyDropout, "MyDropout")
-    rng = np.random.default_rng(306)
-    for shape in [(3, 4), (7, 2), (1, 5)]:
-        op = _instantiate(MyTanh, "MyTanh")
-        x = rng.standard_normal(shape) * 1.5
-        out = _op_forward(op, x.copy(), "MyTanh")
-        if not np.allclose(out, np.tanh(x), atol=1e-12):
-            raise Wrong("MyTanh's forward is not tanh of its input.")
-        G = rng.standard_normal(shape)
-        analytic = _op_backward(op, G, "MyTanh", shape)
-        numeric = np.zeros(shape)
-        eps = 1e-6
-        for idx in np.ndindex(shape):
-            up, down = x.copy(), x.copy()
-            up[idx] += eps
-            down[idx] -= eps
-            numeric[idx] = (np.sum(_op_forward(op, up, "MyTanh") * G) - np.sum(_op_forward(op, down, "MyTanh") * G)) / (2 * eps)
-        rel = np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-300)
-        if not rel < 1e-6:
-            raise Wrong(
-                f"MyTanh's backward fails the finite-difference check (relative error {rel:.2g} on shape {shape}). "
-                "Hint: tanh'(x) = 1 - tanh(x)², times output_grad."
-            )
+def _finite_difference_error(op: Any, x: np.ndarray, G: np.ndarray, name: str) -> float:
+    """Relative error of op's backward(G) against central differences of sum(op.forward(x) * G)."""
+    _op_forward(op, x.copy(), name)
+    analytic = _op_backward(op, G, name, x.shape)
+    numeric = np.zeros(x.shape)
+    eps = 1e-6
+    for idx in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[idx] += eps
+        down[idx] -= eps
+        numeric[idx] = (np.sum(_op_forward(op, up, name) * G) - np.sum(_op_forward(op, down, name) * G)) / (2 * eps)
+    return float(np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-300))
 
-    x = rng.uniform(1.0, 2.0, size=(100, 1000))
-    for keep in (0.8, 0.5):
-        drop = _instantiate(MyDropout, "MyDropout", keep, np.random.default_rng(3060))
-        out = _op_forward(drop, x.copy(), "MyDropout")
-        kept = out != 0
-        frac = kept.mean()
-        if not abs(frac - keep) < 0.01:
-            raise Wrong(f"with keep_prob={keep}, your dropout keeps {frac:.3f} of the elements; expected about {keep}.")
-        if not abs(out.mean() / x.mean() - 1) < 0.02:
-            raise Wrong(
-                f"with keep_prob={keep}, the mean output is {out.mean() / x.mean():.3f} × the mean input; inverted "
-                "dropout keeps it unchanged. Hint: divide the kept values by keep_prob during training."
-            )
-        if not np.allclose(out[kept], x[kept] / keep):
-            raise Wrong("kept elements should be the input divided by keep_prob.")
-        G = rng.standard_normal(x.shape)
-        back = _op_backward(drop, G, "MyDropout", x.shape)
-        if not np.allclose(back, G * out / x):
-            raise Wrong(
-                "backward does not use the forward pass's mask. Hint: store the mask in forward (self.mask) and "
-                "return output_grad * self.mask; do not draw a new one."
-            )
-        ident = _op_forward(drop, x.copy(), "MyDropout", True)
-        if not np.array_equal(ident, x):
-            raise Wrong("with inference=True, dropout should return its input unchanged (inverted dropout needs no correction).")
-    masks = []
-    for seed in (11, 11, 12):
-        drop = _instantiate(MyDropout, "MyDropout", 0.8, np.random.default_rng(seed))
-        masks.append(_op_forward(drop, np.ones((20, 30)), "MyDropout") != 0)
-    if not np.array_equal(masks[0], masks[1]) or np.array_equal(masks[0], masks[2]):
-        raise Wrong("the mask should be drawn from the generator `rng` passed to MyDropout(keep_prob, rng).")
+
+def _reference_softmax_rows(x: np.ndarray) -> np.ndarray:
+    return torch.softmax(torch.tensor(x, dtype=F64), dim=1).numpy()
+
+
+@exercise("03.6", "framework: LeakyReLU and Softmax operations")
+def check_tanh_dropout(MyLeakyReLU: Any, MySoftmax: Any) -> None:
+    _require_class(MyLeakyReLU, "MyLeakyReLU")
+    _require_class(MySoftmax, "MySoftmax")
+    rng = np.random.default_rng(306)
+    for shape, slope in [((3, 4), 0.01), ((7, 2), 0.2), ((1, 5), 0.5)]:
+        op = _instantiate(MyLeakyReLU, "MyLeakyReLU", slope)
+        x = rng.standard_normal(shape) * 1.5
+        x[np.abs(x) < 1e-3] = 0.5                      # keep the finite differences away from the kink
+        out = _op_forward(op, x.copy(), "MyLeakyReLU")
+        expected = np.where(x > 0, x, slope * x)
+        if not np.allclose(out, expected, atol=1e-12):
+            flipped = np.where(x > 0, slope * x, x)
+            if np.allclose(out, flipped, atol=1e-12):
+                raise Wrong("MyLeakyReLU scales the positive side: the slope applies to the negative inputs.")
+            if np.allclose(out, np.maximum(x, 0), atol=1e-12):
+                raise Wrong(f"with slope={slope}, MyLeakyReLU's forward is a plain ReLU. Hint: use self.slope for x <= 0.")
+            raise Wrong(f"with slope={slope}, MyLeakyReLU's forward is not x for x > 0 and slope · x otherwise.")
+        rel = _finite_difference_error(op, x, rng.standard_normal(shape), "MyLeakyReLU")
+        if not rel < 1e-6:
+            raise Wrong(f"MyLeakyReLU's backward fails the finite-difference check (relative error {rel:.2g}, slope "
+                        f"{slope}, shape {shape}). Hint: the derivative is 1 for x > 0 and the slope otherwise, "
+                        "times output_grad.")
+
+    for shape, scale in [((3, 4), 1.0), ((5, 3), 3.0), ((1, 6), 0.5), ((4, 2), 2.0)]:
+        op = _instantiate(MySoftmax, "MySoftmax")
+        x = rng.standard_normal(shape) * scale
+        out = _op_forward(op, x.copy(), "MySoftmax")
+        if not np.allclose(out, _reference_softmax_rows(x), atol=1e-12):
+            if np.allclose(out, torch.softmax(torch.tensor(x), dim=0).numpy(), atol=1e-12):
+                raise Wrong("MySoftmax normalises each column (axis 0); the rows are the samples: use axis=1.")
+            raise Wrong(f"MySoftmax's forward on shape {shape} is not the softmax of each row.")
+        rel = _finite_difference_error(op, x, rng.standard_normal(shape), "MySoftmax")
+        if not rel < 1e-6:
+            raise Wrong(f"MySoftmax's backward fails the finite-difference check (relative error {rel:.2g} on shape "
+                        f"{shape}). Hint: every output of a row depends on every input of that row, so the input "
+                        "gradient is not just s · (1 - s) · output_grad; sum over j of g_j · s_j (δ_ij - s_i).")
+    big = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -999.0, -1000.0]])
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = _op_forward(_instantiate(MySoftmax, "MySoftmax"), big.copy(), "MySoftmax")
+    except Wrong:
+        out = np.full(big.shape, np.nan)
+    if not np.isfinite(out).all() or not np.allclose(out, _reference_softmax_rows(big), atol=1e-12):
+        raise Wrong("MySoftmax returns inf, nan or wrong values for inputs of ±1000. Hint: subtract each row's "
+                    "maximum before exponentiating.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -664,6 +757,7 @@ def check_mlp(MLP: Any) -> None:
 # ----------------------------------------------------------------------------------------------
 
 MIN_WIGGLE = 0.03   # mean |second difference| per 1 °F step, in °C: clearly visible on the plot
+SMOOTH_LOSS_FACTOR = 2.0   # a trained near-linear net: section 2's 1-8-1 reaches about 0.75 × the line's loss
 
 
 def _thermo_train():
@@ -700,10 +794,25 @@ def check_wiggle(smooth_model: Any, wiggly_model: Any) -> None:
     x_tr, y_tr = _thermo_train()
     curvature, train_loss = {}, {}
     for name, model in (("smooth_model", smooth_model), ("wiggly_model", wiggly_model)):
+        require(model, name)
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)] if isinstance(model, nn.Module) else []
+        if len(linears) < 2:
+            raise Wrong(f"`{name}` should be a tanh network with a hidden layer (an nn.Module with two nn.Linear "
+                        f"layers or more), got {'a single linear layer' if len(linears) == 1 else type(model).__name__}. "
+                        "Hint: the exercise varies the hidden units and the learning rate of section 2's network.")
         pred = _predict(model, grid, name)
         curvature[name] = (pred[2:] - 2 * pred[1:-1] + pred[:-2]).abs().mean().item()
         train_loss[name] = ((_predict(model, x_tr, name) - y_tr.reshape(-1).to(F64)) ** 2).mean().item()
     c_s, c_w = curvature["smooth_model"], curvature["wiggly_model"]
+    design = torch.cat([x_tr.to(F64), torch.ones(len(x_tr), 1, dtype=F64)], dim=1)
+    coef = torch.linalg.lstsq(design, y_tr.to(F64)).solution
+    line_loss = ((design @ coef - y_tr.to(F64)) ** 2).mean().item()
+    if not train_loss["smooth_model"] <= SMOOTH_LOSS_FACTOR * line_loss:
+        raise Wrong(
+            f"the smooth model's training loss ({train_loss['smooth_model']:.3g}) is far above the best straight "
+            f"line's ({line_loss:.3g}): it is nearly straight because it has not learned yet. Hint: train it until "
+            f"its loss comes within {SMOOTH_LOSS_FACTOR:g} × the line's (a small learning rate needs many epochs)."
+        )
     if not c_w > 3 * c_s:
         raise Wrong(
             f"the wiggly model's curvature ({c_w:.3g}) is not more than 3 × the smooth one's ({c_s:.3g}). "
@@ -868,34 +977,36 @@ def check_dropout_experiment(acc_glorot: Any, acc_dropout: Any, means: Any, stds
 # ----------------------------------------------------------------------------------------------
 
 
-def _count_result(value: Any, label: str) -> int:
-    number = as_float(value, label)
-    if not float(number).is_integer():
-        raise Wrong(f"{label} should be a whole number, got {number}.")
-    return int(number)
+def _mlp_size(n_in: int, h: int, n_out: int) -> int:
+    return (n_in + 1) * h + (h + 1) * n_out
 
 
-@exercise("03.11", "counting parameters")
-def check_param_count(mlp_param_count: Any) -> None:
-    require_callable(mlp_param_count, "mlp_param_count")
+@exercise("03.11", "the widest network within a budget")
+def check_param_count(widest_hidden: Any) -> None:
+    require_callable(widest_hidden, "widest_hidden")
     rng = np.random.default_rng(311)
-    architectures = [list(map(int, rng.integers(1, 40, size=rng.integers(2, 6)))) for _ in range(10)]
-    for sizes in architectures:
-        for bias in (True, False):
-            layers = [nn.Linear(a, b, bias=bias) for a, b in zip(sizes[:-1], sizes[1:])]
-            expected = sum(p.numel() for layer in layers for p in layer.parameters())
-            got = (call(mlp_param_count, list(sizes), name="mlp_param_count") if bias
-                   else call(mlp_param_count, list(sizes), bias=False, name="mlp_param_count"))
-            got = _count_result(got, f"mlp_param_count({sizes}{'' if bias else ', bias=False'})")
-            if got != expected:
-                raise Wrong(
-                    f"mlp_param_count({sizes}{'' if bias else ', bias=False'}) returned {got}, expected {expected}. "
-                    "Hint: each layer has n_in × n_out weights and, with biases, n_out biases."
-                )
-    for sizes, expected in (([3072, 512, 2], 1_574_402), ([3072, 1024, 512, 128, 2], 3_737_474)):
-        got = _count_result(call(mlp_param_count, list(sizes), name="mlp_param_count"), f"mlp_param_count({sizes})")
-        if got != expected:
-            raise Wrong(f"mlp_param_count({sizes}) returned {got:,d}, expected {expected:,d}.")
+    cases = [(784, 10, 100_000), (3072, 2, 1_574_402), (784, 10, _mlp_size(784, 89, 10)),
+             (784, 10, _mlp_size(784, 89, 10) - 1), (5, 3, 4), (5, 3, _mlp_size(5, 1, 3)), (1, 1, 10)]
+    for _ in range(20):
+        n_in, n_out = int(rng.integers(1, 50)), int(rng.integers(1, 20))
+        cases.append((n_in, n_out, int(rng.integers(1, 5000))))
+        cases.append((n_in, n_out, _mlp_size(n_in, int(rng.integers(1, 60)), n_out)))   # a budget hit exactly
+    for n_in, n_out, budget in cases:
+        label = f"widest_hidden({n_in}, {n_out}, {budget})"
+        value = call(widest_hidden, n_in, n_out, budget, name="widest_hidden")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise Wrong(f"{label} should return a Python int, got {value!r} ({type(value).__name__}). Hint: use // "
+                        "(floor division) or int(...).")
+        h = int(value)
+        if h < 0:
+            raise Wrong(f"{label} returned {h}; a width is never negative (return 0 when nothing fits).")
+        if h > 0 and _mlp_size(n_in, h, n_out) > budget:
+            raise Wrong(f"{label} returned {h}, but {n_in} → {h} → {n_out} has {_mlp_size(n_in, h, n_out):,d} "
+                        f"parameters, over the budget of {budget:,d}. Hint: count both layers' weights and both "
+                        "layers' biases, and round the width down.")
+        if _mlp_size(n_in, h + 1, n_out) <= budget:
+            raise Wrong(f"{label} returned {h}, but a width of {h + 1} still fits the budget. Hint: a budget can be "
+                        "hit exactly (≤, not <), and the output layer has n_out biases, not h.")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -137,13 +137,13 @@ def digit_explorer(model, images, labels):
     """
     import ipywidgets as widgets
 
-    def draw(index=0, shift=0):
+    def draw(index=0, shift=3):
         draw_digit_explorer(model, images, labels, index=index, shift=shift)
 
     return explorer(
         draw,
         index=widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="digit",
                                 continuous_update=False),
-        shift=widgets.IntSlider(value=0, min=-6, max=6, description="shift (px)", continuous_update=False),
+        shift=widgets.IntSlider(value=3, min=-6, max=6, description="shift (px)", continuous_update=False),
     )
 
