@@ -10,15 +10,17 @@ fixtures marked `# planted: copied from the chapter`.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from check_helpers import crash, fails, passes, returns_none
-from course_utils.data import fashion_mnist, mnist5k, sky_shapes
-from course_utils.models import ResBlock, conv_bn
+from check_helpers import Planted, crash, fails, passes, returns_none
+from course_utils.data import fashion_mnist, sky_shapes
+from course_utils.models import ResBlock, conv_bn, tiny_resnet
 from course_utils.pretrained import fmnist8_body
 
 
@@ -52,7 +54,7 @@ def conv_einsum(x, w, b, stride=1, padding=0):
 def test_04_1():
     passes("04.1", conv_einsum)
     passes("04.1", conv_torch)
-    for wrong in (conv_no_bias, conv_ignores_stride, conv_flipped, crash, returns_none, None, ..., 3):
+    for wrong in (crash, returns_none, None, ..., 3):
         fails("04.1", wrong)
 
 
@@ -67,10 +69,12 @@ def im2col_wrong_order(x, kh, kw, stride=1, padding=0):  # kernel position first
     return cols.reshape(n, c, kh * kw, L).transpose(0, 2, 1, 3).reshape(n, -1, L)
 
 
+def im2col_no_padding(x, kh, kw, stride=1, padding=0):  # forgets to pad
+    return im2col_torch(x, kh, kw, stride, 0)
+
+
 def test_04_2():
     passes("04.2", im2col_torch, conv_einsum)
-    fails("04.2", im2col_wrong_order, conv_einsum)
-    fails("04.2", im2col_torch, conv_no_bias)
     fails("04.2", crash, conv_einsum)
     fails("04.2", None, None)
     fails("04.2", ..., ...)
@@ -79,14 +83,14 @@ def test_04_2():
 # 04.3 -------------------------------------------------------------------------------------------
 
 
+CNN_SHAPES = [(1, 8, 14, 14), (1, 16, 7, 7), (1, 32, 4, 4), (1, 64, 2, 2), (1, 10, 1, 1)]
+CNN_PARAMS = [208, 1168, 4640, 18496, 5770]
+
+
 def test_04_3():
-    shapes = [(1, 8, 14, 14), (1, 16, 7, 7), (1, 32, 4, 4), (1, 64, 2, 2), (1, 10, 1, 1)]
-    params = [208, 1168, 4640, 18496, 5770]
+    shapes, params = CNN_SHAPES, CNN_PARAMS
     passes("04.3", shapes, params, 30282)
     passes("04.3", [list(s) for s in shapes], np.array(params).tolist(), np.int64(30282))
-    fails("04.3", [(1, 8, 12, 12), *shapes[1:]], params, 30282)  # forgot the padding
-    fails("04.3", shapes, [200, 1152, 4608, 18432, 5760], 30152)  # forgot the biases
-    fails("04.3", shapes, params, 30000)
     fails("04.3", ..., ..., ...)
     fails("04.3", None, params, 1)
 
@@ -94,17 +98,34 @@ def test_04_3():
 # 04.4 -------------------------------------------------------------------------------------------
 
 
-def rf_backwards(layers):  # from the output back to the input
+def rf_backwards(layers):  # from the output back to the input, a dilated kernel as its span
     size = 1
-    for k, s in reversed(layers):
-        size = (size - 1) * s + k
-    jump = int(np.prod([s for _, s in layers]))
+    for k, st, d in reversed(layers):
+        size = (size - 1) * st + d * (k - 1) + 1
+    jump = int(np.prod([st for _, st, _ in layers]))
     return size, jump
+
+
+def rf_ignores_dilation(layers):  # §3's formula, the third number dropped
+    return rf_backwards([(k, st, 1) for k, st, _ in layers])
+
+
+def rf_dilation_in_jump(layers):  # dilation taken for a stride
+    size = rf_backwards(layers)[0]
+    return size, int(np.prod([st * d for _, st, d in layers]))
+
+
+def rf_span_d_times_k(layers):  # a dilated kernel spans d * k pixels
+    return rf_backwards([(d * k, st, 1) for k, st, d in layers])
+
+
+def rf_no_jump(layers):  # sizes add up, strides forgotten
+    return 1 + sum(d * (k - 1) for k, _, d in layers), int(np.prod([st for _, st, _ in layers]))
 
 
 def test_04_4():
     passes("04.4", rf_backwards)
-    fails("04.4", lambda layers: (1 + sum(k - 1 for k, _ in layers), int(np.prod([s for _, s in layers]))))
+    passes("04.4", lambda layers: tuple(np.int64(v) for v in rf_backwards(layers)))
     fails("04.4", lambda layers: rf_backwards(layers)[0])
     fails("04.4", crash)
     fails("04.4", returns_none)
@@ -151,10 +172,17 @@ class FixedIgnoresArgs(Buggy):
         self.resblocks = nn.Sequential(*[DLResBlock(16) for _ in range(10)])
 
 
+class FixedSharedConv(Buggy):  # ten blocks, one conv: the weights are still shared
+    def __init__(self, n_chans1=16, n_blocks=10):
+        super().__init__(n_chans1, n_blocks)
+        blocks = [DLResBlock(n_chans1) for _ in range(n_blocks)]
+        for blk in blocks[1:]:
+            blk.conv = blocks[0].conv
+        self.resblocks = nn.Sequential(*blocks)
+
+
 def test_04_5():
     passes("04.5", FixedModuleList)
-    fails("04.5", Buggy)
-    fails("04.5", FixedIgnoresArgs)
     fails("04.5", crash)
     fails("04.5", None)
 
@@ -164,10 +192,6 @@ def test_04_5():
 
 def test_04_6():
     passes("04.6", lambda model, lam: lam * torch.cat([p.flatten() for p in model.parameters()]).square().sum())
-    fails("04.6", lambda model, lam: lam / 2 * sum(p.pow(2).sum() for p in model.parameters()))
-    fails("04.6", lambda model, lam: lam * sum(p.pow(2).sum() for n, p in model.named_parameters() if "bias" not in n))
-    fails("04.6", lambda model, lam: float(lam * sum(p.pow(2).sum() for p in model.parameters())))
-    fails("04.6", lambda model, lam: lam * sum(p.detach().pow(2).sum() for p in model.parameters()))
     fails("04.6", crash)
     fails("04.6", returns_none)
 
@@ -204,10 +228,24 @@ class BNAlwaysBatch(BNViaFunctional):
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, self.momentum, self.eps)
 
 
+class BNFixedEps(BNViaFunctional):  # takes eps but normalizes with 1e-5
+    def forward(self, x):
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum, 1e-5)
+
+
+class BNFixedMomentum(BNViaFunctional):  # takes momentum but averages with 0.1
+    def forward(self, x):
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training, 0.1, self.eps)
+
+
+class BNMomentumOnOld(BNViaFunctional):  # Keras' convention: momentum weighs the old running value
+    def forward(self, x):
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                            1 - self.momentum, self.eps)
+
+
 def test_04_7():
     passes("04.7", BNViaFunctional)
-    fails("04.7", BNBiasedRunning)
-    fails("04.7", BNAlwaysBatch)
     fails("04.7", crash)
     fails("04.7", None)
 
@@ -313,16 +351,6 @@ def test_04_8():
     passes("04.8", BlockWritten)
     passes("04.8", BlockIdFirst)
     passes("04.8", ResBlock)
-    fails("04.8", BlockNoZero, mentions="zero-initialise the last BatchNorm")
-    fails("04.8", BlockFloorPool, mentions="ceil_mode=True")
-    fails("04.8", BlockZeroFirst, mentions="zero-initialises another BatchNorm instead")
-    fails("04.8", BlockZeroBoth, mentions="only the conv path's last BatchNorm starts with γ = 0")
-    fails("04.8", BlockNoInnerReLU, mentions="no ReLU between its two conv-BN layers")
-    fails("04.8", BlockStrideSecond, mentions="downsamples in the second conv")
-    fails("04.8", BlockConvsNeverRun, mentions="the conv path never runs")
-    fails("04.8", BlockConvsDropped, mentions="does not depend on the conv path")
-    fails("04.8", BlockReLUAfterLastBN, mentions="a ReLU after the second BN")
-    fails("04.8", BlockNoFinalReLU, mentions="without the ReLU after it")
     fails("04.8", crash)
     fails("04.8", ...)
 
@@ -364,62 +392,83 @@ def acc(model, x, y):
         return (model(x).argmax(1) == y).float().mean().item()
 
 
-@pytest.fixture(scope="module")
+def train_knet(k, seed, xs, ys):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(100 * seed + k)
+        model = KNet(k)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(3):
+        model.train()
+        for b in torch.randperm(3000, generator=g).split(64):
+            loss = F.cross_entropy(model(xs[b]), ys[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model
+
+
+def kernel_row(model, sets):
+    xs, ys, xte, yte = sets
+    return {"params": sum(p.numel() for p in model.parameters()), "train": acc(model, xs[:1000], ys[:1000]), "val": acc(model, xte, yte)}
+
+
+@cache
 def kernel_answer():
-    xs, ys, xte, yte = pair_sets()
-    models, report = {}, {}
-    for k in (3, 5):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(k)
-            model = KNet(k)
-        opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
-        g = torch.Generator().manual_seed(0)
-        for _ in range(3):
-            model.train()
-            for b in torch.randperm(3000, generator=g).split(64):
-                loss = F.cross_entropy(model(xs[b]), ys[b])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        models[k] = model
-        report[k] = {"params": sum(p.numel() for p in model.parameters()), "train": acc(model, xs[:1000], ys[:1000]),
-                     "val": acc(model, xte, yte)}
-    gaps = {k: r["train"] - r["val"] for k, r in report.items()}
-    return report, models, max(gaps, key=gaps.get), min(gaps, key=gaps.get)
+    """Two seeds per kernel size: (report, models, a conclusion the check accepts, one it rejects)."""
+    sets = pair_sets()
+    models = {(k, seed): train_knet(k, seed, *sets[:2]) for k in (3, 5) for seed in (0, 1)}
+    report = {run: kernel_row(m, sets) for run, m in models.items()}
+    gap = {run: r["train"] - r["val"] for run, r in report.items()}
+    larger = {seed: 5 if gap[(5, seed)] > gap[(3, seed)] else 3 for seed in (0, 1)}
+    if larger[0] == larger[1]:
+        return report, models, larger[0], 8 - larger[0]
+    return report, models, "can't tell", larger[0]
 
 
-def with_row(report, k, **changes):
+def with_row(report, run, **changes):
     out = {key: dict(row) for key, row in report.items()}
-    out[k].update(changes)
+    out[run].update(changes)
     return out
 
 
-def test_04_9(kernel_answer):
-    report, models, more, less = kernel_answer
-    assert report[3]["params"] == 13962 and report[5]["params"] == 16266
-    assert report[3]["val"] > 0.8 and report[5]["val"] > 0.8
-    passes("04.9", report, models, more)
-    passes("04.9", {np.int64(k): {kk: (np.float64(v) if kk != "params" else v) for kk, v in r.items()} for k, r in report.items()},
-           models, np.int64(more))
-    fails("04.9", report, models, less, mentions="overfits more")  # contradicts the reported gaps
-    fails("04.9", with_row(report, 5, params=13962), models, more, mentions="16,266")  # a wrong parameter count
-    fails("04.9", with_row(report, 5, val=report[5]["val"] + 0.02), models, more, mentions="scores")  # inflated
-    fails("04.9", with_row(report, 3, train=1.0), models, more, mentions="scores")
-    fails("04.9", report, {3: models[3], 5: KNet(5, pad=False)}, more, mentions="parameters")  # no padding
-    xs, ys, xte, yte = pair_sets()
+def kernel_one_seed():
+    """Both "seeds" trained from one seed (the seed never reaches seeded(...) or train(...))."""
+    report, models, *_ = kernel_answer()
+    copies = dict(models)
+    for k in (3, 5):
+        twin = KNet(k)
+        twin.load_state_dict(models[(k, 0)].state_dict())
+        copies[(k, 1)] = twin
+    rows = dict(report)
+    rows[(3, 1)], rows[(5, 1)] = report[(3, 0)], report[(5, 0)]
+    return rows, copies, kernel_answer()[2]
+
+
+def kernel_untrained():
+    report, models, ok, _ = kernel_answer()
+    sets = pair_sets()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         untrained = KNet(5)
-    honest = with_row(report, 5, train=acc(untrained, xs[:1000], ys[:1000]), val=acc(untrained, xte, yte))
-    fails("04.9", honest, {3: models[3], 5: untrained}, more, mentions="0.78")  # reported honestly, but not trained
-    fails("04.9", report, {3: models[3], 5: models[3]}, more)
-    crashing = KNetCrashes(5)
-    fails("04.9", report, {3: models[3], 5: crashing}, more, mentions="raised")
+    return {**report, (5, 1): kernel_row(untrained, sets)}, {**models, (5, 1): untrained}, ok
+
+
+def test_04_9():
+    report, models, ok, wrong = kernel_answer()
+    assert report[(3, 0)]["params"] == 13962 and report[(5, 0)]["params"] == 16266
+    assert all(r["val"] > 0.8 for r in report.values())
+    passes("04.9", report, models, ok)
+    passes("04.9", report, models, "can't tell")  # always allowed: two seeds are little evidence
+    passes("04.9", {(np.int64(k), s): {kk: (np.float64(v) if kk != "params" else v) for kk, v in r.items()} for (k, s), r in report.items()},
+           models, np.int64(ok) if ok != "can't tell" else "Can't tell")
+    fails("04.9", report, {**models, (5, 1): models[(5, 0)]}, ok, mentions="same object")
+    fails("04.9", report, {**models, (5, 1): KNetCrashes(5)}, ok, mentions="raised")
     fails("04.9", report, models, "five")
-    fails("04.9", {3: report[3]}, models, more)
+    fails("04.9", {run: r for run, r in report.items() if run[1] == 0}, models, ok)
     fails("04.9", ..., ..., ...)
-    fails("04.9", None, models, more)
-    fails("04.9", report, crash, more)
+    fails("04.9", None, models, ok)
+    fails("04.9", report, crash, ok)
 
 
 # 04.10 ------------------------------------------------------------------------------------------
@@ -437,8 +486,8 @@ class CamNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(self.body(x), 1).flatten(1))
 
 
-@pytest.fixture(scope="module")
-def cam_model():
+@cache
+def trained_cam_net():
     x, y, _ = sky_shapes(1500, seed=0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -452,6 +501,11 @@ def cam_model():
             loss.backward()
             opt.step()
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def cam_model():
+    return trained_cam_net()
 
 
 def cam_ok(model, x, body, fc):
@@ -517,8 +571,7 @@ def cam_inference_mode(model, x, body, fc):  # takes inference_mode for evaluati
 def test_04_10(cam_model):
     passes("04.10", cam_ok, cam_model)
     stats = [b.clone() for b in cam_model.buffers()]
-    for wrong in (cam_no_eval, cam_eval_not_called, cam_inference_mode):
-        fails("04.10", wrong, cam_model, mentions="evaluation mode")
+    fails("04.10", cam_no_eval, cam_model, mentions="evaluation mode")
     assert not cam_model.training and all(torch.equal(a, b) for a, b in zip(stats, cam_model.buffers()))  # put back
     cam_model.train()
     try:  # a model handed over in training mode is handed back in training mode
@@ -528,8 +581,6 @@ def test_04_10(cam_model):
         cam_model.eval()
     fails("04.10", cam_leaks_on_error, cam_model)
     assert len(cam_model.body._forward_hooks) == 0  # the check cleans up after a leaking answer
-    fails("04.10", cam_not_upsampled, cam_model)
-    fails("04.10", cam_wrong_class, cam_model)
     fails("04.10", crash, cam_model)
     fails("04.10", cam_ok, None)
     fails("04.10", None, cam_model)
@@ -555,9 +606,6 @@ def ls_ce(logits, y, eps):
 
 def test_04_11():
     passes("04.11", smooth, mix, ls_ce)
-    fails("04.11", lambda y, n, eps: F.one_hot(y, n).float() * (1 - eps) + eps / (n - 1), mix, ls_ce)
-    fails("04.11", smooth, lambda x, y1h, lam, perm: (lam * x + (1 - lam) * x[perm], y1h), ls_ce)
-    fails("04.11", smooth, mix, lambda logits, y, eps: F.cross_entropy(logits, y))
     fails("04.11", crash, mix, ls_ce)
     fails("04.11", None, None, None)
 
@@ -627,11 +675,6 @@ def step_to_cuda(model, batch, opt, loss_fn, device):  # hard-codes the GPU
 def test_04_12():
     passes("04.12", to_dev, step)
     passes("04.12", to_dev, step_moves_if_needed)
-    fails("04.12", to_dev, step_never_moves, mentions="used x without moving it to the model's device")
-    fails("04.12", to_dev, step_moves_x_only, mentions="used y without moving it")
-    fails("04.12", to_dev, step_to_not_kept, mentions="does not move a tensor in place")
-    fails("04.12", to_dev, step_to_cuda, mentions="the model is on the CPU here")
-    fails("04.12", lambda b, d: {k: (v.to(d) if isinstance(v, torch.Tensor) else v) for k, v in b.items()}, step)
     fails("04.12", lambda b, d: b, step)
     fails("04.12", to_dev, lambda model, batch, opt, loss_fn, device: loss_fn(model(batch[0]), batch[1]))  # no step, a tensor
     fails("04.12", to_dev, crash)
@@ -640,49 +683,80 @@ def test_04_12():
 
 # 04.13 ------------------------------------------------------------------------------------------
 
-CASES = [("fashion", 10), ("fashion", 50), ("mnist", 50)]
+CASES = [("fashion", 5), ("fashion", 25)]
 ARMS = ("scratch", "probe", "fine-tune")
 
 
+@cache
 def transfer_sets():
-    """(train, test) per task, normalized with the pretraining statistics, as §11 builds them."""
+    """(train pool, test) of T-shirt/top vs Shirt, normalized with the pretraining statistics, as §11 builds them."""
     _, info = fmnist8_body()
     norm = lambda a: ((a.float() / 255 - info["mean"]) / info["std"]).unsqueeze(1)  # noqa: E731
     x, y = fashion_mnist(train=True)
     xt, yt = fashion_mnist(train=False)
     keep, keep_t = (y == 0) | (y == 6), (yt == 0) | (yt == 6)
-    xm, ym = mnist5k()
-    idx_tr = torch.cat([torch.nonzero(ym == d).flatten()[:400] for d in range(10)])
-    idx_va = torch.cat([torch.nonzero(ym == d).flatten()[400:] for d in range(10)])
-    return {"fashion": ((norm(x[keep][:2000]), (y[keep][:2000] == 6).long()), (norm(xt[keep_t]), (yt[keep_t] == 6).long())),
-            "mnist": ((norm(xm[idx_tr]), ym[idx_tr]), (norm(xm[idx_va]), ym[idx_va]))}
+    return {"fashion": ((norm(x[keep]), (y[keep] == 6).long()), (norm(xt[keep_t]), (yt[keep_t] == 6).long()))}
 
 
-def linear_model(x, y, n_out, steps, seed):  # cheap stand-ins for the three arms: the check does not care how they were trained
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = nn.Sequential(nn.Flatten(), nn.Linear(784, n_out))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+def first_per_class(x, y, n):
+    idx = torch.cat([torch.nonzero(y == c).flatten()[:n] for c in y.unique()])
+    return x[idx], y[idx]
+
+
+def fit_steps(model, params, x, y, steps, lr, seed, frozen_body=False):
+    """Adam on random batches of 32; a frozen body keeps its BatchNorm in eval mode."""
+    opt = torch.optim.Adam(params, lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    if frozen_body:
+        model[:5].eval()
     for _ in range(steps):
-        loss = F.cross_entropy(model(x), y)
+        b = torch.randint(0, len(x), (32,), generator=g)
+        loss = F.cross_entropy(model(x[b]), y[b])
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return model.eval()
+
+
+def pretrained_with_head(n_out, seed):
+    model, _ = fmnist8_body()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model[-1] = nn.Linear(model[-1].in_features, n_out)
     return model
 
 
-@pytest.fixture(scope="module")
+def three_arms(x, y, n_out, seed):
+    scratch = fit_steps_all(tiny_resnet(16, n_out=n_out, seed=50 + seed), None, x, y, 60, 3e-3, seed)
+    probe = pretrained_with_head(n_out, seed)
+    probe[:5].requires_grad_(False)
+    fit_steps(probe, probe[-1].parameters(), x, y, 40, 1e-2, seed, frozen_body=True)
+    ft = pretrained_with_head(n_out, seed)
+    ft[:5].requires_grad_(False)
+    fit_steps(ft, ft[-1].parameters(), x, y, 20, 1e-2, seed, frozen_body=True)
+    ft.requires_grad_(True)
+    fit_steps(ft, ft.parameters(), x, y, 40, 1e-3, seed + 1)
+    return {"scratch": scratch, "probe": probe, "fine-tune": ft}
+
+
+def fit_steps_all(model, params, *args, **kwargs):
+    return fit_steps(model, model.parameters() if params is None else params, *args, **kwargs)
+
+
+@cache
 def transfer_answer():
     sets = transfer_sets()
     report, models = {}, {}
     for i, (task, labels) in enumerate(CASES):
         (x, y), (xt, yt) = sets[task]
-        n_out = 2 if task == "fashion" else 10
-        models[(task, labels)] = {arm: linear_model(x, y, n_out, 20 + 15 * j + 5 * i, seed=j) for j, arm in enumerate(ARMS)}
+        xs, ys = first_per_class(x, y, labels)
+        models[(task, labels)] = three_arms(xs, ys, 2, seed=i)
         report[(task, labels)] = {arm: acc(m, xt, yt) for arm, m in models[(task, labels)].items()}
     helped = {case: r["fine-tune"] > r["scratch"] for case, r in report.items()}
-    gain = {n: report[("fashion", n)]["fine-tune"] - report[("fashion", n)]["scratch"] for n in (10, 50)}
-    return report, models, helped, gain[10] > gain[50], sets
+    gain = {n: report[("fashion", n)]["fine-tune"] - report[("fashion", n)]["scratch"] for n in (5, 25)}
+    failed = [case + (arm,) for case, r in report.items() for arm, a in r.items() if a <= 0.6]
+    return report, models, helped, gain[5] > gain[25], failed
 
 
 def changed(report, case, arm, value):
@@ -691,43 +765,180 @@ def changed(report, case, arm, value):
     return out
 
 
-def test_04_13(transfer_answer):
-    report, models, helped, more_gain, sets = transfer_answer
-    assert all(a > (0.6 if c[0] == "fashion" else 0.2) for c, r in report.items() for a in r.values())
-    passes("04.13", report, models, helped, more_gain, [])
+def transfer_with(models_change=None, report_change=None, **answer_change):
+    """The right answer with one thing changed (models: {case: {arm: model}}, report: (case, arm, value))."""
+    report, models, helped, more, failed = transfer_answer()
+    models = {c: dict(m) for c, m in models.items()}
+    for case, arms in (models_change or {}).items():
+        models[case].update(arms)
+    if report_change:
+        report = changed(report, *report_change)
+    out = {"report": report, "models": models, "helped": helped, "more": more, "failed": failed, **answer_change}
+    return out["report"], out["models"], out["helped"], out["more"], out["failed"]
+
+
+def transfer_reused_50():
+    """The 25-label models reused for 5 labels, as the old exercise invited (its 10-label case reused §11's runs)."""
+    _, models, *_ = transfer_answer()
+    return transfer_with(models_change={("fashion", 5): models[("fashion", 25)]},
+                         report_change=None)
+
+
+def transfer_all_scratch():
+    """Every arm trained from random weights: no pretrained body anywhere."""
+    sets = transfer_sets()
+    (x, y), _ = sets["fashion"]
+    xs, ys = first_per_class(x, y, 5)
+    fake = {"probe": fit_steps_all(tiny_resnet(16, n_out=2, seed=7), None, xs, ys, 30, 3e-3, 7),
+            "fine-tune": fit_steps_all(tiny_resnet(16, n_out=2, seed=8), None, xs, ys, 30, 3e-3, 8)}
+    return transfer_with(models_change={("fashion", 5): fake})
+
+
+def transfer_never_unfrozen():
+    """fine-tune whose body was never unfrozen: it is a second probe."""
+    sets = transfer_sets()
+    (x, y), _ = sets["fashion"]
+    xs, ys = first_per_class(x, y, 25)
+    frozen = pretrained_with_head(2, 9)
+    frozen[:5].requires_grad_(False)
+    fit_steps(frozen, frozen[-1].parameters(), xs, ys, 40, 1e-2, 9, frozen_body=True)
+    return transfer_with(models_change={("fashion", 25): {"fine-tune": frozen}})
+
+
+def transfer_probe_bn_trained():
+    """A probe whose BatchNorm layers kept training (fastai's train_bn=True): the body moved."""
+    sets = transfer_sets()
+    (x, y), _ = sets["fashion"]
+    xs, ys = first_per_class(x, y, 5)
+    probe = pretrained_with_head(2, 3)
+    probe[:5].requires_grad_(False)
+    for m in probe[:5].modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.requires_grad_(True)
+    fit_steps(probe, [p for p in probe.parameters() if p.requires_grad], xs, ys, 40, 1e-2, 3)
+    return transfer_with(models_change={("fashion", 5): {"probe": probe}})
+
+
+def test_04_13():
+    report, models, helped, more_gain, failed = transfer_answer()
+    passes("04.13", report, models, helped, more_gain, failed)
     passes("04.13", {c: {a: np.float32(v) for a, v in r.items()} for c, r in report.items()}, models,
-           {c: np.bool_(v) for c, v in helped.items()}, np.bool_(more_gain), ())
-    # an inflated accuracy, a conclusion that contradicts the numbers
-    fails("04.13", changed(report, ("fashion", 10), "fine-tune", report[("fashion", 10)]["fine-tune"] + 0.03), models, helped,
-          more_gain, [], mentions="scores")
-    flipped = dict(helped)
-    flipped[("mnist", 50)] = not flipped[("mnist", 50)]
-    fails("04.13", report, models, flipped, more_gain, [], mentions="transfer_helped")
-    fails("04.13", report, models, helped, not more_gain, [], mentions="more_gain_with_fewer_labels")
-    fails("04.13", report, models, {c: "yes" for c in helped}, more_gain, [], mentions="True or False")
-    # a run near chance passes only when it is flagged as failed
-    (_, _), (xt, yt) = sets["mnist"]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        dud = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    weak_models = {c: dict(m) for c, m in models.items()}
-    weak_models[("mnist", 50)]["probe"] = dud
-    weak = changed(report, ("mnist", 50), "probe", acc(dud, xt, yt))
-    assert weak[("mnist", 50)]["probe"] < 0.2
-    fails("04.13", weak, weak_models, helped, more_gain, [], mentions="chance")
-    passes("04.13", weak, weak_models, helped, more_gain, [("mnist", 50, "probe")])
-    fails("04.13", weak, weak_models, helped, more_gain, [("mnist", 50, "linear")], mentions="failed")
-    # structure: missing case, one model under two arms, wrong output size, crashing model, stubs
-    fails("04.13", {c: r for c, r in report.items() if c != ("mnist", 50)}, models, helped, more_gain, [])
+           {c: np.bool_(v) for c, v in helped.items()}, np.bool_(more_gain), tuple(failed))
+    fails("04.13", report, models, {c: "yes" for c in helped}, more_gain, failed, mentions="True or False")
+    fails("04.13", {c: r for c, r in report.items() if c != ("fashion", 25)}, models, helped, more_gain, failed)
     shared = {c: dict(m) for c, m in models.items()}
-    shared[("fashion", 50)]["probe"] = shared[("fashion", 50)]["scratch"]
-    fails("04.13", report, shared, helped, more_gain, [], mentions="same model")
-    wide = {c: dict(m) for c, m in models.items()}
-    wide[("fashion", 10)]["probe"] = models[("mnist", 50)]["probe"]
-    fails("04.13", report, wide, helped, more_gain, [], mentions="logits")
+    shared[("fashion", 25)]["probe"] = shared[("fashion", 25)]["scratch"]
+    fails("04.13", report, shared, helped, more_gain, failed, mentions="same model")
     broken = {c: dict(m) for c, m in models.items()}
-    broken[("fashion", 10)]["scratch"] = KNetCrashes(3)
-    fails("04.13", report, broken, helped, more_gain, [], mentions="raised")
+    broken[("fashion", 5)]["scratch"] = KNetCrashes(3)
+    fails("04.13", report, broken, helped, more_gain, failed, mentions="tiny_resnet")
     fails("04.13", report, models, helped, more_gain, ...)
     fails("04.13", ..., ..., ..., ..., ...)
-    fails("04.13", report, crash, helped, more_gain, [])
+    fails("04.13", report, crash, helped, more_gain, failed)
+
+
+def transfer_inflated():
+    report, *_ = transfer_answer()
+    return transfer_with(report_change=(("fashion", 5), "fine-tune", report[("fashion", 5)]["fine-tune"] + 0.03))
+
+
+def transfer_flipped_helped():
+    _, _, helped, *_ = transfer_answer()
+    return transfer_with(helped={**helped, ("fashion", 25): not helped[("fashion", 25)]})
+
+
+def transfer_dud_unflagged():
+    """A run near chance, reported honestly but not flagged as failed."""
+    (_, _), (xt, yt) = transfer_sets()["fashion"]
+    dud = pretrained_with_head(2, 0)
+    dud[-1].weight.data.zero_()
+    dud[-1].bias.data.copy_(torch.tensor([0.0, 1.0]))  # always says Shirt: 0.5 on the balanced test set
+    report, models, helped, more, failed = transfer_with(models_change={("fashion", 25): {"probe": dud}},
+                                                         report_change=(("fashion", 25), "probe", acc(dud, xt, yt)))
+    return report, models, helped, more, [f for f in failed if f != ("fashion", 25, "probe")]
+
+
+# Plausible learner mistakes, each rejected with a hint that names it (tests/test_planted.py runs them) ---------
+
+PLANTED = [
+    Planted("04.1", "no bias added", lambda: (conv_no_bias,), mentions="add the bias"),
+    Planted("04.1", "the window never moves by the stride", lambda: (conv_ignores_stride,), mentions="output side"),
+    Planted("04.1", "a true convolution (kernel flipped)", lambda: (conv_flipped,), mentions="differs from F.conv2d"),
+    Planted("04.2", "rows in kernel-position-then-channel order", lambda: (im2col_wrong_order, conv_einsum), mentions="channel first"),
+    Planted("04.2", "im2col forgets the padding", lambda: (im2col_no_padding, conv_einsum), mentions="output side"),
+    Planted("04.2", "conv2d_im2col forgets the bias", lambda: (im2col_torch, conv_no_bias), mentions="add the bias"),
+    Planted("04.3", "forgot the padding of the 5x5 conv", lambda: ([(1, 8, 12, 12), *CNN_SHAPES[1:]], CNN_PARAMS, 30282),
+            mentions="side ="),
+    Planted("04.3", "forgot the biases", lambda: (CNN_SHAPES, [200, 1152, 4608, 18432, 5760], 30152), mentions="biases"),
+    Planted("04.3", "a total that is not the sum", lambda: (CNN_SHAPES, CNN_PARAMS, 30000), mentions="sum"),
+    Planted("04.4", "§3's formula, dilation ignored", lambda: (rf_ignores_dilation,), mentions="dilated"),
+    Planted("04.4", "dilation multiplied into the jump", lambda: (rf_dilation_in_jump,), mentions="product of the strides"),
+    Planted("04.4", "a dilated kernel taken to span d * k pixels", lambda: (rf_span_d_times_k,), mentions="dilated"),
+    Planted("04.4", "sizes added without the jump", lambda: (rf_no_jump,), mentions="jump of the layers"),
+    Planted("04.5", "the buggy n * [block] list kept", lambda: (Buggy,), mentions="own weights"),
+    Planted("04.5", "n_chans1 and n_blocks ignored", lambda: (FixedIgnoresArgs,), mentions="n_chans1 and n_blocks"),
+    Planted("04.5", "ten blocks sharing one conv", lambda: (FixedSharedConv,), mentions="own weights"),
+    Planted("04.6", "lam / 2 (the gradient's convention)", lambda: (lambda model, lam: lam / 2 * sum(p.pow(2).sum() for p in model.parameters()),),
+            mentions="no 1/2"),
+    Planted("04.6", "biases left out", lambda: (lambda model, lam: lam * sum(p.pow(2).sum() for n, p in model.named_parameters() if "bias" not in n),),
+            mentions="biases"),
+    Planted("04.6", "a Python float (.item())", lambda: (lambda model, lam: float(lam * sum(p.pow(2).sum() for p in model.parameters())),),
+            mentions="tensor"),
+    Planted("04.6", "detached parameters", lambda: (lambda model, lam: lam * sum(p.detach().pow(2).sum() for p in model.parameters()),),
+            mentions="SGD"),
+    Planted("04.7", "biased variance in the running average", lambda: (BNBiasedRunning,), mentions="unbiased"),
+    Planted("04.7", "batch statistics in eval mode too", lambda: (BNAlwaysBatch,), mentions="eval"),
+    Planted("04.7", "eps hard-coded to 1e-5", lambda: (BNFixedEps,), mentions="eps"),
+    Planted("04.7", "momentum hard-coded to 0.1", lambda: (BNFixedMomentum,), mentions="momentum"),
+    Planted("04.7", "momentum weighing the old running value", lambda: (BNMomentumOnOld,), mentions="momentum"),
+    Planted("04.8", "last BN's γ left at 1", lambda: (BlockNoZero,), mentions="zero-initialise the last BatchNorm"),
+    Planted("04.8", "AvgPool2d without ceil_mode", lambda: (BlockFloorPool,), mentions="ceil_mode=True"),
+    Planted("04.8", "zero γ on the first BN", lambda: (BlockZeroFirst,), mentions="zero-initialises another BatchNorm instead"),
+    Planted("04.8", "zero γ on both BNs", lambda: (BlockZeroBoth,), mentions="only the conv path's last BatchNorm starts with γ = 0"),
+    Planted("04.8", "no inner ReLU", lambda: (BlockNoInnerReLU,), mentions="no ReLU between its two conv-BN layers"),
+    Planted("04.8", "stride on the second conv", lambda: (BlockStrideSecond,), mentions="downsamples in the second conv"),
+    Planted("04.8", "conv path never run", lambda: (BlockConvsNeverRun,), mentions="the conv path never runs"),
+    Planted("04.8", "conv path overwritten", lambda: (BlockConvsDropped,), mentions="does not depend on the conv path"),
+    Planted("04.8", "ReLU after the last BN", lambda: (BlockReLUAfterLastBN,), mentions="a ReLU after the second BN"),
+    Planted("04.8", "no ReLU after the sum", lambda: (BlockNoFinalReLU,), mentions="without the ReLU after it"),
+    Planted("04.9", "one seed twice (the seed never reaches seeded or train)", kernel_one_seed, mentions="seed"),
+    Planted("04.9", "a conclusion the two seeds' gaps contradict", lambda: kernel_answer()[:2] + (kernel_answer()[3],),
+            mentions="gaps"),
+    Planted("04.9", "an inflated val accuracy", lambda: (with_row(kernel_answer()[0], (5, 0), val=kernel_answer()[0][(5, 0)]["val"] + 0.02),
+                                                         kernel_answer()[1], kernel_answer()[2]), mentions="scores"),
+    Planted("04.9", "train accuracy made up", lambda: (with_row(kernel_answer()[0], (3, 1), train=1.0), kernel_answer()[1], kernel_answer()[2]),
+            mentions="scores"),
+    Planted("04.9", "a parameter count for k = 3 reported for k = 5", lambda: (with_row(kernel_answer()[0], (5, 1), params=13962),
+                                                                             kernel_answer()[1], kernel_answer()[2]), mentions="16,266"),
+    Planted("04.9", "a 5x5 net without padding", lambda: (kernel_answer()[0], {**kernel_answer()[1], (5, 0): KNet(5, pad=False)},
+                                                          kernel_answer()[2]), mentions="parameters"),
+    Planted("04.9", "an untrained model, reported honestly", kernel_untrained, mentions="0.78"),
+    Planted("04.10", "forgets eval()", lambda: (cam_no_eval, trained_cam_net()), mentions="evaluation mode"),
+    Planted("04.10", "model.eval without the parentheses", lambda: (cam_eval_not_called, trained_cam_net()), mentions="evaluation mode"),
+    Planted("04.10", "inference_mode taken for eval mode", lambda: (cam_inference_mode, trained_cam_net()), mentions="evaluation mode"),
+    Planted("04.10", "the hook is not removed when forward raises", lambda: (cam_leaks_on_error, trained_cam_net()), mentions="hook"),
+    Planted("04.10", "maps not upsampled", lambda: (cam_not_upsampled, trained_cam_net()), mentions="(100, 2, 32, 32)"),
+    Planted("04.10", "class maps in the wrong order", lambda: (cam_wrong_class, trained_cam_net()), mentions="einsum"),
+    Planted("04.11", "eps / (n - 1) on the other classes", lambda: (lambda y, n, eps: F.one_hot(y, n).float() * (1 - eps) + eps / (n - 1), mix, ls_ce),
+            mentions="eps/n"),
+    Planted("04.11", "mixup mixes the images only", lambda: (smooth, lambda x, y1h, lam, perm: (lam * x + (1 - lam) * x[perm], y1h), ls_ce),
+            mentions="mixed targets"),
+    Planted("04.11", "mixup weights swapped", lambda: (smooth, lambda x, y1h, lam, perm: (torch.lerp(x, x[perm], lam), torch.lerp(y1h, y1h[perm], lam)), ls_ce),
+            mentions="lam * x"),
+    Planted("04.11", "plain cross-entropy", lambda: (smooth, mix, lambda logits, y, eps: F.cross_entropy(logits, y)), mentions="smoothed target"),
+    Planted("04.12", "the batch never moved", lambda: (to_dev, step_never_moves), mentions="used x without moving it to the model's device"),
+    Planted("04.12", "only x moved", lambda: (to_dev, step_moves_x_only), mentions="used y without moving it"),
+    Planted("04.12", ".to taken to work in place", lambda: (to_dev, step_to_not_kept), mentions="does not move a tensor in place"),
+    Planted("04.12", "the GPU hard-coded", lambda: (to_dev, step_to_cuda), mentions="the model is on the CPU here"),
+    Planted("04.12", "to_device handles dicts only", lambda: (lambda b, d: {k: (v.to(d) if isinstance(v, torch.Tensor) else v) for k, v in b.items()}, step),
+            mentions="tuples"),
+    Planted("04.13", "the 25-label models reused for 5 labels", transfer_reused_50, mentions="same object"),
+    Planted("04.13", "every arm trained from scratch", transfer_all_scratch, mentions="probe's body"),
+    Planted("04.13", "fine-tune never unfrozen", transfer_never_unfrozen, mentions="unfreezes"),
+    Planted("04.13", "a probe whose BatchNorm kept training", transfer_probe_bn_trained, mentions="BatchNorm included"),
+    Planted("04.13", "an inflated accuracy", transfer_inflated, mentions="scores"),
+    Planted("04.13", "transfer_helped contradicts the numbers", transfer_flipped_helped, mentions="transfer_helped"),
+    Planted("04.13", "more_gain_with_fewer_labels contradicts the numbers",
+            lambda: transfer_with(more=not transfer_answer()[3]), mentions="more_gain_with_fewer_labels"),
+    Planted("04.13", "a run at chance not flagged", transfer_dud_unflagged, mentions="chance"),
+]
