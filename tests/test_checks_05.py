@@ -10,6 +10,7 @@ tests/test_checks_independent.py keeps chapter code from being pasted back in.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import string
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from check_helpers import crash, fails, passes, returns_none
+from check_helpers import Planted, crash, fails, passes, returns_none
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -118,22 +119,6 @@ def test_05_1():
     # the same rules with fastai's regexes (the check's reference) as a second spelling
     passes("05.1", lambda t: re.sub(r"(\S)\1\1+", lambda m: f" xxrep {len(m.group(0))} {m.group(1)} ", t),
            wrep_by_chunks, maj_by_sets, caps_by_sets)
-    line = fails("05.1", lambda t: re.sub(r"(\S)(\1{3,})", lambda m: f" xxrep {len(m.group(2)) + 1} {m.group(1)} ", t),
-                 wrep_by_chunks, maj_by_sets, caps_by_sets, mentions="replace_rep")  # 4+ instead of 3+
-    assert "sooooo" in line or "hmmmm" in line or "Ahhh" in line
-    fails("05.1", lambda t: re.sub(r"(\w)(\1{2,})", lambda m: f" xxrep {len(m.group(2)) + 1} {m.group(1)} ", t),
-          wrep_by_chunks, maj_by_sets, caps_by_sets, mentions="replace_rep")  # misses "!!!!" and ":))))"
-    fails("05.1", rep_by_runs, lambda t: re.sub(r"(?i)(?:\s|^)(\w+)\s+((?:\1\s+)+)\1(\s|\W|$)",
-                                                lambda m: f" xxwrep {len(m.group(2).split()) + 2} {m.group(1)} {m.group(3)}", t),
-          maj_by_sets, caps_by_sets, mentions="replace_wrep")  # case-insensitive: "NO no no no NO!"
-    fails("05.1", rep_by_runs, lambda t: wrep_by_chunks(t, whole_words=False), maj_by_sets, caps_by_sets,
-          mentions="replace_wrep")  # "go go goal" counted as three "go"
-    fails("05.1", rep_by_runs, wrep_by_chunks,
-          lambda toks: [w for t in toks for w in (["xxmaj", t.lower()] if t[:1].isupper() else [t])],
-          caps_by_sets, mentions="replace_maj")  # also fires on all caps and one-letter words
-    fails("05.1", rep_by_runs, wrep_by_chunks, maj_by_sets,
-          lambda toks: [w for t in toks for w in (["xxup", t.lower()] if t.isupper() else [t])],
-          mentions="replace_all_caps")  # one-letter tokens get xxup too ("A", "I")
     fails("05.1", rep_by_runs, wrep_by_chunks, maj_by_sets, lambda toks: " ".join(caps_by_sets(toks)), mentions="list")
     fails("05.1", rep_by_runs, wrep_by_chunks, maj_by_sets, crash, mentions="raised")
     fails("05.1", returns_none, wrep_by_chunks, maj_by_sets, caps_by_sets, mentions="None")
@@ -176,11 +161,6 @@ def test_05_2():
     x = torch.arange(84).view(6, 14)[:, :5]  # 6 sub-streams of 14 tokens, the first window of each
     passes("05.2", x, x + 1, 3)
     passes("05.2", x.numpy(), [[v + 1 for v in row] for row in x.tolist()], np.int64(3))
-    wide = torch.arange(90).view(6, 15)[:, :5]  # 15 tokens a row: forgets the token kept for the last target
-    fails("05.2", wide, wide + 1, 3, mentions="14 tokens long")
-    fails("05.2", x, x, 3, mentions="first_y")
-    fails("05.2", x, x + 1, 2, mentions="n_batches")
-    fails("05.2", x.T, x.T + 1, 3, mentions="shape")
     fails("05.2", x, x + 1, 3.0, mentions="int")
     fails("05.2", ..., ..., ..., mentions="not answered")
 
@@ -188,10 +168,6 @@ def test_05_2():
 def test_05_3():
     passes("05.3", lm_batches_by_rows)
     passes("05.3", lambda nums, bs, sl: [(x.numpy(), y.tolist()) for x, y in lm_batches_by_rows(nums, bs, sl)])
-    fails("05.3", lm_off_by_one, mentions="LMDataLoader")
-    fails("05.3", lm_drops_short, mentions="batches")
-    fails("05.3", lm_row_major, mentions="lm_batches")
-    fails("05.3", lambda nums, bs, sl: [(x, x) for x, _ in lm_batches_by_rows(nums, bs, sl)], mentions="y differs")
     fails("05.3", crash, mentions="raised")
     fails("05.3", returns_none, mentions="None")
     fails("05.3", ..., mentions="not answered")
@@ -234,11 +210,7 @@ def make_bptt(sum_steps=True, tanh_grad=True, through_time=True):
 
 def test_05_4():
     passes("05.4", rnn_forward_split, make_bptt())
-    fails("05.4", rnn_forward_split, make_bptt(sum_steps=False), mentions="dW")
-    fails("05.4", rnn_forward_split, make_bptt(tanh_grad=False), mentions="dW")
-    fails("05.4", rnn_forward_split, make_bptt(through_time=False), mentions="dW")
     fails("05.4", lambda *a: (rnn_forward_split(*a)[0], rnn_forward_split(*a)[0]), make_bptt(), mentions="shape")
-    fails("05.4", lambda x, h0, W, b, V, c: rnn_forward_split(x, np.zeros_like(h0), W, b, V, c), make_bptt(), mentions="h0")
     fails("05.4", rnn_forward_split, lambda *a: make_bptt()(*a)[:4], mentions="5 gradients")
     fails("05.4", crash, make_bptt(), mentions="raised")
     fails("05.4", rnn_forward_split, returns_none, mentions="None")
@@ -277,11 +249,7 @@ def gru_by_gate(x, h, W_ih, W_hh, b_ih, b_hh, form="torch"):
 
 def test_05_5():
     passes("05.5", lstm_by_gate, gru_by_gate)
-    fails("05.5", lstm_by_gate, lambda *a: gru_by_gate(*a, form="cho"), mentions="reset gate")
-    fails("05.5", lstm_by_gate, lambda *a: gru_by_gate(*a, form="swapped"), mentions="gru_cell")
-    fails("05.5", lambda *a: lstm_by_gate(*a, order="ifog"), gru_by_gate, mentions="lstm_cell")
     fails("05.5", lambda *a: lstm_by_gate(*a)[0], gru_by_gate, mentions="(h_new, c_new)")
-    fails("05.5", lambda *a: lstm_by_gate(*a)[::-1], gru_by_gate, mentions="lstm_cell")
     fails("05.5", lstm_by_gate, crash, mentions="raised")
     fails("05.5", returns_none, gru_by_gate, mentions="None")
     fails("05.5", ..., ..., mentions="not answered")
@@ -300,9 +268,6 @@ def group_chunks_by_streams(ds, bs):
 def test_05_6():
     passes("05.6", group_chunks_by_streams)
     passes("05.6", lambda ds, bs: tuple(np.array(ds[: bs * (len(ds) // bs)], dtype=object).reshape(bs, -1).T.flatten()))
-    fails("05.6", lambda ds, bs: list(ds[: bs * (len(ds) // bs)]), mentions="row")
-    fails("05.6", lambda ds, bs: group_chunks_by_streams(ds, bs) + list(ds[bs * (len(ds) // bs):]), mentions="len(ds) % bs")
-    fails("05.6", lambda ds, bs: [ds[i * bs + j] for i in range(len(ds) // bs) for j in range(bs)], mentions="row")
     fails("05.6", crash, mentions="raised")
     fails("05.6", returns_none, mentions="None")
     fails("05.6", ..., mentions="not answered")
@@ -345,6 +310,17 @@ class DropoutInPlace(DropoutWhere):
         return x.mul_(x.new_empty(x.shape).bernoulli_(1 - self.p)).div_(1 - self.p) if self.training else x
 
 
+class DropoutCachedMask(DropoutWhere):
+    """Draws its mask on the first call in training mode and keeps it (the same elements dropped every batch)."""
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        if getattr(self, "mask", None) is None or self.mask.shape != x.shape:
+            self.mask = x.new_empty(x.shape).bernoulli_(1 - self.p) / (1 - self.p)
+        return x * self.mask
+
+
 class DropoutBareP(DropoutWhere):  # the book's erratum: a bare `p`
     def forward(self, x):
         mask = x.new_empty(x.shape).bernoulli_(eval("1 - p"))  # NameError, as the book's `p` for `self.p`
@@ -354,11 +330,8 @@ class DropoutBareP(DropoutWhere):  # the book's erratum: a bare `p`
 def test_05_7():
     passes("05.7", DropoutWhere)
     passes("05.7", nn.Dropout)
-    fails("05.7", DropoutNotInverted, mentions="scaled")
-    fails("05.7", DropoutKeepP, mentions="bernoulli_(1 - p)")
-    fails("05.7", DropoutAlways, mentions="eval mode")
-    fails("05.7", DropoutInPlace, mentions="in place")
     fails("05.7", DropoutBareP, mentions="NameError")
+    fails("05.7", DropoutCachedMask, mentions="same elements")
     fails("05.7", nn.Identity, mentions="zeroed nothing")
     fails("05.7", crash, mentions="raised")
     fails("05.7", ..., mentions="not answered")
@@ -375,11 +348,7 @@ def ar_tar_mse(raw, dropped, alpha, beta):
 def test_05_8():
     passes("05.8", ar_tar_mse)
     passes("05.8", lambda raw, dropped, a, b: a * dropped.square().mean() + b * torch.diff(raw, dim=1).square().mean())
-    fails("05.8", lambda raw, dropped, a, b: a * raw.pow(2).mean() + b * dropped.diff(dim=1).pow(2).mean(), mentions="swapped")
-    fails("05.8", lambda raw, dropped, a, b: a * dropped.pow(2).mean() + b * raw.diff(dim=0).pow(2).mean(), mentions="time axis")
-    fails("05.8", lambda raw, dropped, a, b: a * dropped.pow(2).sum() + b * raw.diff(dim=1).pow(2).sum(), mentions="RNNRegularizer")
     fails("05.8", lambda raw, dropped, a, b: float(ar_tar_mse(raw, dropped, a, b)), mentions="tensor")
-    fails("05.8", lambda raw, dropped, a, b: ar_tar_mse(raw.detach(), dropped.detach(), a, b), mentions="differentiable")
     fails("05.8", crash, mentions="raised")
     fails("05.8", returns_none, mentions="None")
     fails("05.8", ..., mentions="not answered")
@@ -483,10 +452,6 @@ class LMBadReset(LMGRUStacked):
 
 def test_05_10():
     passes("05.10", GRUCellLerp, LMGRUStacked)
-    fails("05.10", ChoCell, LMGRUStacked, mentions="reset gate")
-    fails("05.10", GRUCellLerp, LMNoDetach, mentions="detach")
-    fails("05.10", GRUCellLerp, LMNoKeep, mentions="batch 2")
-    fails("05.10", GRUCellLerp, LMBadReset, mentions="reset()")
     fails("05.10", lambda ni, nh: nn.GRUCell(ni, nh), LMGRUStacked, mentions="`ih`")
     fails("05.10", crash, LMGRUStacked, mentions="raised")
     fails("05.10", GRUCellLerp, returns_none, mentions="None")
@@ -506,11 +471,6 @@ def sample_with_methods(logits, temperature, generator):
 def test_05_11():
     passes("05.11", sample_with_methods)
     passes("05.11", lambda l, t, g: l.argmax() if t == 0 else torch.multinomial(F.softmax(l / t, -1), 1, generator=g))
-    fails("05.11", lambda l, t, g: int(torch.multinomial(F.softmax(l * max(t, 1e-9), -1), 1, generator=g)) if t else int(l.argmax()),
-          mentions="temperature")
-    fails("05.11", lambda l, t, g: int(torch.multinomial(F.softmax(l / t, -1), 1, generator=g)), mentions="argmax")
-    fails("05.11", lambda l, t, g: int(torch.multinomial(F.softmax(l / t, -1), 1)) if t else int(l.argmax()), mentions="generator")
-    fails("05.11", lambda l, t, g: int(l.argmax()), mentions="temperature")
     fails("05.11", lambda l, t, g: float(sample_with_methods(l, t, g)), mentions="int")
     fails("05.11", crash, mentions="raised")
     fails("05.11", returns_none, mentions="None")
@@ -560,11 +520,7 @@ def fit_untrained(X, y):
 def test_05_12():
     passes("05.12", bow_by_counter, fit_lbfgs)
     passes("05.12", lambda docs, vocab: torch.from_numpy(bow_by_counter(docs, vocab)).double(), fit_lbfgs)  # a tensor is fine
-    fails("05.12", lambda docs, vocab: (bow_by_counter(docs, vocab) > 0).astype(np.float32), fit_lbfgs, mentions="CountVectorizer")
-    fails("05.12", lambda docs, vocab: bow_by_counter(docs, sorted(vocab)), fit_lbfgs, mentions="CountVectorizer")
     fails("05.12", lambda docs, vocab: bow_by_counter(docs, vocab).T, fit_lbfgs, mentions="shape")
-    fails("05.12", bow_by_counter, fit_untrained, mentions="0.74")
-    fails("05.12", bow_by_counter, lambda X, y: nn.Linear(X.shape[1], 1), mentions="logits")
     fails("05.12", bow_by_counter, crash, mentions="raised")
     fails("05.12", returns_none, fit_lbfgs, mentions="None")
     fails("05.12", ..., ..., mentions="not answered")
@@ -575,7 +531,7 @@ def test_05_12():
 
 def _winners(accs):
     means = {(m, n): np.mean([a for (m2, n2, _), a in accs.items() if (m2, n2) == (m, n)]) for m, n, _ in accs}
-    return {n: max(("bow", "scratch", "ulmfit"), key=lambda m: means[m, n]) for n in (250, 1000, 4000)}
+    return {n: max(("bow", "scratch", "ulmfit"), key=lambda m: means[m, n]) for n in (250, 1000, 3600)}
 
 
 def _with(report, predictions):
@@ -585,8 +541,8 @@ def _with(report, predictions):
     return {"predictions": predictions, "accuracy": accs, "winner": _winners(accs)}
 
 
-@pytest.fixture(scope="module")
-def report():
+@functools.lru_cache(maxsize=1)
+def _real_report():
     """Real predictions from three kinds of trained models (linear models on word counts here, standing in for the
     chapter's bag of words, scratch LSTM and ULMFiT), each on a seeded sample of n labelled reviews; with the labels."""
     from sklearn.feature_extraction.text import CountVectorizer
@@ -607,7 +563,7 @@ def report():
         vec = CountVectorizer(binary=True, token_pattern=r"\S+")
         X_all = vec.fit_transform([first(t, k) for t in train.review])
         X_test = vec.transform([first(t, k) for t in test.review])
-        for n, seed in itertools.product((250, 1000, 4000), (1, 2)):
+        for n, seed in itertools.product((250, 1000, 3600), (1, 2)):
             rng = np.random.default_rng(seed)
             # the bag of words samples its rows as the chapter does; the stand-ins for the LSTMs resample with
             # replacement, so that their seeds matter even with all 4,000 labels (as a network's initialization does)
@@ -618,46 +574,61 @@ def report():
     return out
 
 
+@pytest.fixture(scope="module")
+def report():
+    return _real_report()
+
+
+def _report_only():
+    return {k: v for k, v in _real_report().items() if k != "labels"}
+
+
+def _report_with(predictions):
+    return _with(_real_report(), predictions)
+
+
 def test_05_13(report):
     report = {k: v for k, v in report.items() if k != "labels"}
     passes("05.13", report)
     passes("05.13", {**report, "predictions": {k: torch.tensor(v) for k, v in report["predictions"].items()},
                      "winner": {str(k): v for k, v in report["winner"].items()}})
-    loser = {n: next(m for m in ("bow", "scratch", "ulmfit") if m != w) for n, w in report["winner"].items()}
-    fails("05.13", {**report, "winner": {**report["winner"], 1000: loser[1000]}}, mentions="winner[1000]")
-    fails("05.13", {**report, "accuracy": {**report["accuracy"], ("scratch", 250, 1): 0.9}}, mentions="accuracy[('scratch', 250, 1)]")
-    one_seed = {k: v for k, v in report["predictions"].items() if k != ("ulmfit", 4000, 1)}
-    fails("05.13", {**report, "predictions": one_seed,
-                    "accuracy": {k: v for k, v in report["accuracy"].items() if k in one_seed}}, mentions="2 seeds")
-    flipped = {k: (1 - v if k[0] == "bow" else v) for k, v in report["predictions"].items()}
-    fails("05.13", {**report, "predictions": flipped}, mentions="accuracy")
     probs = {k: v * 0.9 for k, v in report["predictions"].items()}
     fails("05.13", {**report, "predictions": probs}, mentions="0/1")
     fails("05.13", {**report, "predictions": {("lstm", 250, 0): report["predictions"][("bow", 250, 1)]}}, mentions="unknown method")
+    fails("05.13", {**report, "predictions": {("bow", 500, 1): report["predictions"][("bow", 250, 1)]}}, mentions="n_labels")
     fails("05.13", {"predictions": {}, "accuracy": {}}, mentions="'winner'")
     fails("05.13", ..., mentions="not answered")
     fails("05.13", None, mentions="not answered")
 
 
-def test_05_13_made_up(report):
-    """Planted: predictions that no trained model made, each with accuracies and winners that match them."""
-    y, real = report["labels"], report["predictions"]
-    rng = np.random.default_rng(0)
-    # the test labels with random flips, tuned to plausible accuracies
-    invented = {k: np.where(rng.random(len(y)) > 0.7, 1 - y, y) for k in real}
-    fails("05.13", _with(report, invented), mentions="bag of words retrained here")
-    # the same, for the two LSTMs only (the bag of words is real)
-    neural = {k: (np.where(rng.random(len(y)) > 0.7, 1 - y, y) if k[0] != "bow" else v) for k, v in real.items()}
-    fails("05.13", _with(report, neural), mentions="look made up")
-    # the answers themselves in one cell
-    fails("05.13", _with(report, {**real, ("ulmfit", 4000, 2): y.copy()}), mentions="never the test labels")
-    # the seed never reached the LSTM run: seed 2 repeats seed 1
-    fails("05.13", _with(report, {**real, ("scratch", 1000, 2): real[("scratch", 1000, 1)]}), mentions="identical")
-    # the seed never reached the label sample of the bag of words
-    fails("05.13", _with(report, {**real, ("bow", 250, 2): real[("bow", 250, 1)]}), mentions="seed")
-    # a placeholder for a method that was never run: always "great"
-    ones = {k: (np.ones(len(y), dtype=np.int64) if k[0] == "ulmfit" else v) for k, v in real.items()}
-    fails("05.13", _with(report, ones), mentions="placeholder")
+def _loser_at_1000():
+    r = _report_only()
+    return {**r, "winner": {**r["winner"], 1000: next(m for m in ("bow", "scratch", "ulmfit") if m != r["winner"][1000])}}
+
+
+def _one_seed_missing():
+    r = _report_only()
+    kept = {k: v for k, v in r["predictions"].items() if k != ("ulmfit", 3600, 1)}
+    return {**r, "predictions": kept, "accuracy": {k: v for k, v in r["accuracy"].items() if k in kept}}
+
+
+def _flipped_bow():
+    r = _report_only()
+    return {**r, "predictions": {k: (1 - v if k[0] == "bow" else v) for k, v in r["predictions"].items()}}
+
+
+def _invented(all_methods):
+    """The test labels with random flips, tuned to plausible accuracies (for every method, or the two LSTMs only)."""
+    r = _real_report()
+    y, rng = r["labels"], np.random.default_rng(0)
+    return _report_with({k: (np.where(rng.random(len(y)) > 0.7, 1 - y, y) if all_methods or k[0] != "bow" else v)
+                         for k, v in r["predictions"].items()})
+
+
+def _placeholder_ulmfit():
+    r = _real_report()
+    return _report_with({k: (np.ones(len(r["labels"]), dtype=np.int64) if k[0] == "ulmfit" else v)
+                         for k, v in r["predictions"].items()})
 
 
 # 05.14 ------------------------------------------------------------------------------------------
@@ -714,11 +685,6 @@ def test_05_14():
 
     passes("05.14", StatefulLM, sampler_loader)
     passes("05.14", StatefulLM, fastai_loader)
-    fails("05.14", KeepsHistory, sampler_loader, mentions="detach")
-    fails("05.14", StatefulLM, lambda ds, bs: torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, drop_last=True),
-          mentions="shuffles")
-    fails("05.14", StatefulLM, lambda ds, bs: torch.utils.data.DataLoader(ds, batch_size=bs), mentions="drop_last")
-    fails("05.14", Stateless, sampler_loader, mentions="not carried")
     fails("05.14", StatefulLM, lambda ds, bs: ds, mentions="batches")
     fails("05.14", StatefulLM, lambda ds, bs: 3, mentions="DataLoader")
     fails("05.14", StatefulLM, lambda ds, bs: DataLoaders(fastai_loader(ds, bs), fastai_loader(ds, bs)),
@@ -738,3 +704,137 @@ def test_checks_leave_global_rngs_alone():
     assert random.getstate() == states[0]
     assert (np.random.get_state()[1] == states[1]).all()
     assert torch.equal(torch.get_rng_state(), states[2])
+
+
+# Planted learner mistakes (tests/test_planted.py runs them: each must be rejected with a hint naming it) -------------
+
+_X6 = torch.arange(84).view(6, 14)[:, :5]  # the first window of each of the 6 sub-streams of 14 tokens
+_WIDE = torch.arange(90).view(6, 15)[:, :5]
+
+PLANTED = [
+    # 05.1
+    Planted("05.1", "replace_rep fires only from 4 repeats", lambda: (
+        lambda t: re.sub(r"(\S)(\1{3,})", lambda m: f" xxrep {len(m.group(2)) + 1} {m.group(1)} ", t),
+        wrep_by_chunks, maj_by_sets, caps_by_sets), mentions="replace_rep"),
+    Planted("05.1", r"replace_rep repeats \w only, missing '!!!!' and ':))))'", lambda: (
+        lambda t: re.sub(r"(\w)(\1{2,})", lambda m: f" xxrep {len(m.group(2)) + 1} {m.group(1)} ", t),
+        wrep_by_chunks, maj_by_sets, caps_by_sets), mentions="replace_rep"),
+    Planted("05.1", "replace_wrep ignores case ('NO no no no NO!')", lambda: (
+        rep_by_runs, lambda t: re.sub(r"(?i)(?:\s|^)(\w+)\s+((?:\1\s+)+)\1(\s|\W|$)",
+                                      lambda m: f" xxwrep {len(m.group(2).split()) + 2} {m.group(1)} {m.group(3)}", t),
+        maj_by_sets, caps_by_sets), mentions="replace_wrep"),
+    Planted("05.1", "replace_wrep counts 'go go goal' as three 'go'", lambda: (
+        rep_by_runs, lambda t: wrep_by_chunks(t, whole_words=False), maj_by_sets, caps_by_sets), mentions="replace_wrep"),
+    Planted("05.1", "replace_maj also fires on all caps and one-letter words", lambda: (
+        rep_by_runs, wrep_by_chunks, lambda toks: [w for t in toks for w in (["xxmaj", t.lower()] if t[:1].isupper() else [t])],
+        caps_by_sets), mentions="replace_maj"),
+    Planted("05.1", "replace_all_caps marks one-letter tokens ('A', 'I') with xxup", lambda: (
+        rep_by_runs, wrep_by_chunks, maj_by_sets,
+        lambda toks: [w for t in toks for w in (["xxup", t.lower()] if t.isupper() else [t])]), mentions="replace_all_caps"),
+    # 05.2
+    Planted("05.2", "rows of 15 tokens: forgets the token held back for the last target",
+            lambda: (_WIDE, _WIDE + 1, 3), mentions="14 tokens long"),
+    Planted("05.2", "y not shifted: the targets are the inputs", lambda: (_X6, _X6, 3), mentions="first_y"),
+    Planted("05.2", "one batch too few (the short last window forgotten)", lambda: (_X6, _X6 + 1, 2), mentions="n_batches"),
+    Planted("05.2", "batches transposed to (seq_len, bs)", lambda: (_X6.T, _X6.T + 1, 3), mentions="shape"),
+    # 05.3
+    Planted("05.3", "x uses every token, so the last target runs past the stream", lambda: (lm_off_by_one,), mentions="LMDataLoader"),
+    Planted("05.3", "the short last window dropped", lambda: (lm_drops_short,), mentions="batches"),
+    Planted("05.3", "consecutive windows in consecutive rows (no sub-streams)", lambda: (lm_row_major,), mentions="lm_batches"),
+    Planted("05.3", "y equals x (no shift)", lambda: (lambda nums, bs, sl: [(x, x) for x, _ in lm_batches_by_rows(nums, bs, sl)],),
+            mentions="y differs"),
+    # 05.4
+    Planted("05.4", "weight gradients of the last step only, not summed over time",
+            lambda: (rnn_forward_split, make_bptt(sum_steps=False)), mentions="dW"),
+    Planted("05.4", "the tanh derivative forgotten", lambda: (rnn_forward_split, make_bptt(tanh_grad=False)), mentions="dW"),
+    Planted("05.4", "no gradient carried back through time", lambda: (rnn_forward_split, make_bptt(through_time=False)), mentions="dW"),
+    Planted("05.4", "forward ignores h0 and starts from zeros", lambda: (
+        lambda x, h0, W, b, V, c: rnn_forward_split(x, np.zeros_like(h0), W, b, V, c), make_bptt()), mentions="h0"),
+    # 05.5
+    Planted("05.5", "GRU in Cho's form (reset gate before the matmul)", lambda: (lstm_by_gate, lambda *a: gru_by_gate(*a, form="cho")),
+            mentions="reset gate"),
+    Planted("05.5", "GRU update with z and 1 - z swapped", lambda: (lstm_by_gate, lambda *a: gru_by_gate(*a, form="swapped")),
+            mentions="gru_cell"),
+    Planted("05.5", "LSTM gate order i, f, o, g instead of torch's i, f, g, o",
+            lambda: (lambda *a: lstm_by_gate(*a, order="ifog"), gru_by_gate), mentions="lstm_cell"),
+    Planted("05.5", "LSTM returns (c_new, h_new)", lambda: (lambda *a: lstm_by_gate(*a)[::-1], gru_by_gate), mentions="lstm_cell"),
+    # 05.6
+    Planted("05.6", "no interleaving: the items in their original order", lambda: (lambda ds, bs: list(ds[: bs * (len(ds) // bs)]),),
+            mentions="row"),
+    Planted("05.6", "the len(ds) % bs left-over items kept", lambda: (
+        lambda ds, bs: group_chunks_by_streams(ds, bs) + list(ds[bs * (len(ds) // bs):]),), mentions="len(ds) % bs"),
+    Planted("05.6", "streams read row-major (item i*bs + j)", lambda: (
+        lambda ds, bs: [ds[i * bs + j] for i in range(len(ds) // bs) for j in range(bs)],), mentions="row"),
+    # 05.7
+    Planted("05.7", "not inverted: survivors not scaled by 1/(1-p) (Weidman's form)", lambda: (DropoutNotInverted,), mentions="scaled"),
+    Planted("05.7", "bernoulli_(p): keeps with probability p", lambda: (DropoutKeepP,), mentions="bernoulli_(1 - p)"),
+    Planted("05.7", "drops in eval mode too", lambda: (DropoutAlways,), mentions="eval mode"),
+    Planted("05.7", "modifies the input in place", lambda: (DropoutInPlace,), mentions="in place"),
+    Planted("05.7", "a mask drawn once on the first call and reused", lambda: (DropoutCachedMask,), mentions="same elements"),
+    # 05.8
+    Planted("05.8", "AR on raw and TAR on dropped (swapped)", lambda: (
+        lambda raw, dropped, a, b: a * raw.pow(2).mean() + b * dropped.diff(dim=1).pow(2).mean(),), mentions="swapped"),
+    Planted("05.8", "TAR differences along the batch axis", lambda: (
+        lambda raw, dropped, a, b: a * dropped.pow(2).mean() + b * raw.diff(dim=0).pow(2).mean(),), mentions="time axis"),
+    Planted("05.8", "sums instead of means", lambda: (
+        lambda raw, dropped, a, b: a * dropped.pow(2).sum() + b * raw.diff(dim=1).pow(2).sum(),), mentions="RNNRegularizer"),
+    Planted("05.8", "the penalty computed on detached tensors", lambda: (
+        lambda raw, dropped, a, b: ar_tar_mse(raw.detach(), dropped.detach(), a, b),), mentions="differentiable"),
+    # 05.9
+    Planted("05.9", "only the last word reaches the output", lambda: (lambda: PairGRU(last_word_only=True),), mentions="baseline"),
+    Planted("05.9", "an output per input word, (bs, 2, 30)", lambda: (PairGRUAllSteps,), mentions="(5, 30)"),
+    Planted("05.9", "a hidden layer of 8,192 units (over a million weights)", lambda: (
+        lambda: nn.Sequential(nn.Embedding(30, 64), nn.Flatten(), nn.Linear(128, 8192), nn.ReLU(), nn.Linear(8192, 30)),),
+        mentions="1,000,000"),
+    # 05.10
+    Planted("05.10", "Cho's GRU form in the cell", lambda: (ChoCell, LMGRUStacked), mentions="reset gate"),
+    Planted("05.10", "state kept without detach", lambda: (GRUCellLerp, LMNoDetach), mentions="detach"),
+    Planted("05.10", "state restarted from zeros every batch", lambda: (GRUCellLerp, LMNoKeep), mentions="batch 2"),
+    Planted("05.10", "reset() that does nothing", lambda: (GRUCellLerp, LMBadReset), mentions="reset()"),
+    Planted("05.10", "nn.GRUCell instead of the cell from scratch", lambda: (lambda ni, nh: nn.GRUCell(ni, nh), LMGRUStacked),
+            mentions="`ih`"),
+    # 05.11
+    Planted("05.11", "logits multiplied by T instead of divided", lambda: (
+        lambda l, t, g: int(torch.multinomial(F.softmax(l * max(t, 1e-9), -1), 1, generator=g)) if t else int(l.argmax()),),
+        mentions="temperature"),
+    Planted("05.11", "no T = 0 branch (division by zero)", lambda: (
+        lambda l, t, g: int(torch.multinomial(F.softmax(l / t, -1), 1, generator=g)),), mentions="argmax"),
+    Planted("05.11", "the generator not passed to multinomial", lambda: (
+        lambda l, t, g: int(torch.multinomial(F.softmax(l / t, -1), 1)) if t else int(l.argmax()),), mentions="generator"),
+    Planted("05.11", "always the argmax (temperature ignored)", lambda: (lambda l, t, g: int(l.argmax()),), mentions="temperature"),
+    # 05.12
+    Planted("05.12", "presence (0/1) instead of counts", lambda: (
+        lambda docs, vocab: (bow_by_counter(docs, vocab) > 0).astype(np.float32), fit_lbfgs), mentions="CountVectorizer"),
+    Planted("05.12", "columns in sorted order, not the vocab's", lambda: (
+        lambda docs, vocab: bow_by_counter(docs, sorted(vocab)), fit_lbfgs), mentions="CountVectorizer"),
+    Planted("05.12", "the model returned untrained", lambda: (bow_by_counter, fit_untrained), mentions="0.74"),
+    Planted("05.12", "one logit instead of two", lambda: (bow_by_counter, lambda X, y: nn.Linear(X.shape[1], 1)), mentions="logits"),
+    # 05.13
+    Planted("05.13", "a winner that is not the best mean", lambda: (_loser_at_1000(),), mentions="winner[1000]"),
+    Planted("05.13", "an accuracy typed in, not computed from the predictions", lambda: (
+        {**_report_only(), "accuracy": {**_report_only()["accuracy"], ("scratch", 250, 1): 0.9}},),
+        mentions="accuracy[('scratch', 250, 1)]"),
+    Planted("05.13", "one seed only for a cell", lambda: (_one_seed_missing(),), mentions="2 seeds"),
+    Planted("05.13", "bag-of-words labels flipped (1 = 'other')", lambda: (_flipped_bow(),), mentions="accuracy"),
+    Planted("05.13", "made-up predictions for every method (labels with random flips)", lambda: (_invented(True),),
+            mentions="bag of words retrained here"),
+    Planted("05.13", "made-up predictions for the two LSTMs", lambda: (_invented(False),), mentions="look made up"),
+    Planted("05.13", "the test labels themselves in one cell", lambda: (
+        _report_with({**_real_report()["predictions"], ("ulmfit", 3600, 2): _real_report()["labels"].copy()}),),
+        mentions="never the test labels"),
+    Planted("05.13", "the seed never reached the LSTM run", lambda: (
+        _report_with({**_real_report()["predictions"], ("scratch", 1000, 2): _real_report()["predictions"][("scratch", 1000, 1)]}),),
+        mentions="identical"),
+    Planted("05.13", "the seed never reached the bag of words' label sample", lambda: (
+        _report_with({**_real_report()["predictions"], ("bow", 250, 2): _real_report()["predictions"][("bow", 250, 1)]}),),
+        mentions="seed"),
+    Planted("05.13", "a placeholder (always 'great') for a method never run", lambda: (_placeholder_ulmfit(),), mentions="placeholder"),
+    # 05.14
+    Planted("05.14", "the kept state never detached", lambda: (KeepsHistory, sampler_loader), mentions="detach"),
+    Planted("05.14", "a loader that still shuffles", lambda: (
+        StatefulLM, lambda ds, bs: torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, drop_last=True)), mentions="shuffles"),
+    Planted("05.14", "the last, smaller batch kept", lambda: (
+        StatefulLM, lambda ds, bs: torch.utils.data.DataLoader(ds, batch_size=bs)), mentions="drop_last"),
+    Planted("05.14", "the state reset at every forward (graph error 'fixed' by forgetting)", lambda: (Stateless, sampler_loader),
+            mentions="not carried"),
+]
