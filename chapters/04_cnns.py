@@ -470,9 +470,9 @@ print(f"final val accuracy, 3 seeds: FC {[round(a, 3) for a in fc_vals]} mean {f
       f"CNN {[round(a, 3) for a in cnn_vals]} mean {cnn_acc:.3f}")
 
 # %%
-# sweep: CNN val - FC val, mean of 3 seeds 0.02783..0.036 over 5 runs; claim >= 0.01
+# sweep: CNN val - FC val, mean of 3 seeds 0.02783..0.036 over 6 runs; claim >= 0.01
 print("claim: mean CNN val >= mean FC val + 0.01 (3 seeds):", cnn_acc >= fc_acc + 0.01)
-# sweep: CNN val, mean of 3 seeds 0.907..0.9167 over 5 runs; claim >= 0.85
+# sweep: CNN val, mean of 3 seeds 0.907..0.9167 over 6 runs; claim >= 0.85
 print("claim: mean CNN val >= 0.85:", cnn_acc >= 0.85)
 print("claim: CNN has fewer parameters:", count_params(net) < count_params(fc_net))
 fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
@@ -652,11 +652,11 @@ for name, (tr, va) in results.items():
 print(f"ResDeep shared, val with batch statistics: {batch_mode:.3f}")
 
 # %%
-# sweep: ResDeep fixed val 0.8185..0.8515 over 5 runs; claim >= 0.75
+# sweep: ResDeep fixed val 0.8185..0.8515 over 6 runs; claim >= 0.75
 print("claim: ResDeep fixed val >= 0.75:", results["ResDeep fixed"][1] >= 0.75)
-# sweep: ResDeep fixed - shared val 0.3185..0.349 over 5 runs; claim >= 0.2
+# sweep: ResDeep fixed - shared val 0.3185..0.349 over 6 runs; claim >= 0.2
 print("claim: ResDeep fixed val >= shared val + 0.2:", results["ResDeep fixed"][1] >= results["ResDeep shared"][1] + 0.2)
-# sweep: shared net, batch - running stats val 0.3485..0.3785 over 5 runs; claim > 0.1
+# sweep: shared net, batch - running stats val 0.3115..0.3785 over 6 runs; claim > 0.1
 print("claim: the shared net does better with batch statistics than with its running stats:",
       batch_mode > results["ResDeep shared"][1] + 0.1)
 
@@ -781,9 +781,9 @@ acc_bn = learn_bn.recorder.values[-1][2]
 print(f"plain fit {acc_plain:.3f} | 1cycle {acc_1cyc:.3f} | 1cycle + BN {acc_bn:.3f}")
 
 # %%
-# sweep: 1cycle - constant-rate fit acc 0.781..0.826 over 5 runs; claim > 0
+# sweep: 1cycle - constant-rate fit acc 0.781..0.826 over 6 runs; claim > 0
 print("claim: acc(fit 1 epoch, constant 0.06) < acc(fit_one_cycle, 3 epochs):", acc_plain < acc_1cyc)
-# sweep: 1cycle + BN acc 0.968..0.971 over 5 runs; claim >= 0.95
+# sweep: 1cycle + BN acc 0.965..0.971 over 6 runs; claim >= 0.95
 print("claim: 1cycle + BN >= 0.95:", acc_bn >= 0.95)
 # ActivationStats hooks every layer with parameters: 5 convs, or conv + BN 5 times. We plot what goes into the 4th
 # ReLU: the 4th conv's output in the plain nets (layer -2), the 4th BatchNorm's output in the BN net (layer -3).
@@ -911,9 +911,9 @@ res_hist = train(seeded(lambda: Deep20(skip=True)), Xf, Yf, epochs=4, lr=1e-3, o
 print("final train loss: plain", round(plain_hist["loss"][-1], 3), "| residual", round(res_hist["loss"][-1], 3), "| ln 10 =", round(math.log(10), 3))
 
 # %%
-# sweep: plain loss distance from ln 10 0.0004358..0.004304 over 5 runs; claim < 0.05
+# sweep: plain loss distance from ln 10 0.0004358..0.004304 over 6 runs; claim < 0.05
 print("claim: plain 20-conv net stays within 0.05 of ln 10:", abs(plain_hist["loss"][-1] - math.log(10)) < 0.05)
-# sweep: plain - residual loss 1.073..1.256 over 5 runs; claim >= 0.5
+# sweep: plain - residual loss 1.073..1.256 over 6 runs; claim >= 0.5
 print("claim: plain loss exceeds residual loss by >= 0.5:", plain_hist["loss"][-1] >= res_hist["loss"][-1] + 0.5)
 
 # %% [markdown]
@@ -1000,9 +1000,9 @@ print(f"accuracy {plain_acc:.3f} | with TTA {tta_acc:.3f}")
 print("most confused:", [(actual, predicted, int(n)) for actual, predicted, n in interp.most_confused(min_val=5)[:5]])
 
 # %%
-# sweep: fit_one_cycle(3) accuracy 0.668..0.706 over 5 runs; claim >= 0.55
+# sweep: fit_one_cycle(3) accuracy 0.665..0.706 over 6 runs; claim >= 0.55
 print("claim: fit_one_cycle(3) accuracy >= 0.55 (chance: 0.1):", plain_acc >= 0.55)
-# sweep: TTA - plain accuracy 0.028..0.055 over 5 runs; claim >= -0.03
+# sweep: TTA - plain accuracy 0.028..0.055 over 6 runs; claim >= -0.03
 print("claim: TTA >= plain - 0.03:", tta_acc >= plain_acc - 0.03)
 
 # %% [markdown]
@@ -1037,9 +1037,9 @@ print(f"pixels per image: {20 * 20} vs {28 * 28}, so a 20 px epoch costs about {
 print(f"mean of 3 seeds, after 20 px: {acc_20_at_20:.3f} at 20 px, {acc_20_at_28:.3f} at 28 px | after the 28 px epoch: {acc_then_28:.3f}")
 
 # %%
-# sweep: after 20 px, acc at 20 px - at 28 px, mean of 3 seeds 0.2717..0.345 over 5 runs; claim > 0
+# sweep: after 20 px, acc at 20 px - at 28 px, mean of 3 seeds 0.2717..0.345 over 6 runs; claim > 0
 print("claim: after the 20 px epochs the net scores better on 20 px test images than on 28 px ones:", acc_20_at_20 > acc_20_at_28)
-# sweep: gain of the 28 px epoch, mean of 3 seeds 0.2467..0.3357 over 5 runs; claim > 0
+# sweep: gain of the 28 px epoch, mean of 3 seeds 0.2467..0.3357 over 6 runs; claim > 0
 print("claim: one epoch at 28 px then adds accuracy at 28 px:", acc_then_28 > acc_20_at_28)
 
 # %% [markdown]
@@ -1114,7 +1114,7 @@ best_t = int(np.argmax(ml_accs))
 print(f"best threshold {threshes[best_t]:.2f}: accuracy_multi {ml_accs[best_t]:.3f}")
 
 # %%
-# sweep: best accuracy_multi - all absent 0.06633..0.08267 over 5 runs; claim > 0
+# sweep: best accuracy_multi - all absent 0.06633..0.08267 over 6 runs; claim > 0
 print("claim: the best threshold beats predicting 'absent' everywhere:", max(ml_accs) > all_absent)
 
 # %% [markdown]
@@ -1169,11 +1169,11 @@ plt.show()
 print(f"accuracy {cam_acc:.3f} | peak in box {hit_rate:.3f} | chance {chance:.3f}")
 
 # %%
-# sweep: CAM classifier accuracy 0.948..0.968 over 5 runs; claim >= 0.85
+# sweep: CAM classifier accuracy 0.948..0.974 over 6 runs; claim >= 0.85
 print("claim: classifier accuracy >= 0.85:", cam_acc >= 0.85)
-# sweep: CAM peak-in-box rate 0.97..0.99 over 5 runs; claim >= 0.75
+# sweep: CAM peak-in-box rate 0.97..0.99 over 6 runs; claim >= 0.75
 print("claim: CAM peak in box >= 0.75:", hit_rate >= 0.75)
-# sweep: CAM peak-in-box rate / chance 4.631..4.783 over 5 runs; claim >= 3
+# sweep: CAM peak-in-box rate / chance 4.631..4.783 over 6 runs; claim >= 3
 print("claim: CAM peak-in-box rate >= 3x chance:", hit_rate >= 3 * chance)
 
 # %% [markdown]
@@ -1248,7 +1248,7 @@ print(f"the pretrained body's own 8-class test accuracy: {pre_acc:.3f}")
 
 # %%
 # The sweep cannot retrain the cached body; retrained with pretraining seeds 0-4 it scored 0.9484..0.9533.
-# sweep: pretrained body 8-class accuracy 0.9503..0.9503 over 5 runs; claim >= 0.90
+# sweep: pretrained body 8-class accuracy 0.9503..0.9503 over 6 runs; claim >= 0.90
 print("claim: the pretrained body's own 8-class test accuracy >= 0.90:", pre_acc >= 0.90)
 
 # %%
@@ -1285,7 +1285,7 @@ def on_device(model):
     return model.to(device, memory_format=torch.channels_last)  # §5's faster layout
 
 
-def run_arms(xtr, ytr, xte, yte, n_out, steps=100, bs=32, seed=0):
+def run_arms(xtr, ytr, xte, yte, n_out, steps=60, bs=32, seed=0):
     """Scratch, linear probe and fastai fine_tune with equal step budgets; returns (test accuracies, models).
 
     One "epoch" is `steps` batches. fine_tune trains the head for one epoch (body frozen, its BatchNorm in eval
@@ -1329,11 +1329,11 @@ for n in (10, 50):
     print(f"  mean of 3 seeds: fine-tune - scratch {gain[n]:+.3f} | probe - scratch {probe_gap[n]:+.3f}")
 
 # %%
-# No claim on the 10-label gain: its 3-seed mean ranged 0.018..0.036 over the sweep, too wide for a threshold above 0
-# with a margin of twice the spread. The figure and the table above show it.
-# sweep: fine-tune - scratch, 50 labels, mean of 3 seeds 0.02367..0.02883 over 5 runs; claim > 0
-print("claim: fine-tune beats scratch with 50 labels per class (mean of 3 seeds):", gain[50] > 0)
-# sweep: probe - scratch, 50 labels, mean of 3 seeds -0.02833..-0.02167 over 5 runs; claim < 0
+# sweep: fine-tune - scratch, 10 labels, mean of 3 seeds 0.0385..0.05067 over 6 runs; claim > 0
+print("claim: fine-tune beats scratch with 10 labels per class (mean of 3 seeds):", gain[10] > 0)
+# No claim on the 50-label gain: its 3-seed mean was positive in every run of the sweep, 0.015..0.026, but that
+# is closer to 0 than twice its spread. The figure and the table above show it.
+# sweep: probe - scratch, 50 labels, mean of 3 seeds -0.02733..-0.019 over 6 runs; claim < 0
 print("claim: the linear probe trails scratch with 50 labels per class (mean of 3 seeds):", probe_gap[50] < 0)
 
 # %%
@@ -1366,8 +1366,9 @@ plt.show()
 # body (`train_bn=True`); with a hundred images we keep their weights and running statistics as pretrained
 # (`train_bn=False` and the `BnFreeze` callback) until the body is unfrozen.
 #
-# Read the figure arm by arm. Fine-tuning beats training from scratch, on the mean of three seeds, with 10 and with
-# 50 labels per class, and the gain is larger with 10 (though its size moves more with the seeds). The **linear
+# Read the figure arm by arm. Fine-tuning beats training from scratch on the mean of three seeds: clearly with 10
+# labels per class (by 0.04 to 0.05 in every run of the seed sweep), narrowly with 50 (by 0.015 to 0.026, too close to
+# zero to promise on every machine). The fewer the labels, the more the pretrained body is worth. The **linear
 # probe** (new head, frozen body) tells a second story: with 10 labels it is a little above scratch, with 50 it falls
 # *behind* scratch. The body was trained to
 # tell eight other garments apart, and "T-shirt or shirt?" hinges on details (collar, buttons, sleeve length) its last
@@ -1384,7 +1385,7 @@ plt.show()
 # from scratch is the starting weights.
 
 # %%
-def fair_fine_tune(xtr, ytr, xte, yte, n_out, steps=100, bs=32, seed=0):
+def fair_fine_tune(xtr, ytr, xte, yte, n_out, steps=60, bs=32, seed=0):
     """The pretrained net trained exactly like run_arms' scratch arm: same data order, steps, rate and schedule."""
     learn = quiet(Learner(few_label_dls(xtr, ytr, steps, bs, seed), on_device(new_head_model(n_out, seed + 1)),
                           loss_func=CrossEntropyLossFlat()))
@@ -1406,10 +1407,10 @@ for seed, r in zip(TRANSFER_SEEDS, mnist_runs):
 print("mean of 3 seeds:", {arm: round(v, 3) for arm, v in mnist_mean.items()})
 
 # %%
-# sweep: MNIST scratch - fastai fine-tune, mean of 3 seeds 0.2027..0.231 over 5 runs; claim >= 0.1
+# sweep: MNIST scratch - fastai fine-tune, mean of 3 seeds 0.2027..0.231 over 6 runs; claim >= 0.1
 print("claim: with the clothes recipe, fine-tune trails scratch on digits by >= 0.1:",
       mnist_mean["scratch"] - mnist_mean["fine-tune"] >= 0.1)
-# sweep: MNIST fair fine-tune - scratch, mean of 3 seeds 0.101..0.1093 over 5 runs; claim > 0.05
+# sweep: MNIST fair fine-tune - scratch, mean of 3 seeds 0.101..0.121 over 6 runs; claim > 0.05
 print("claim: with scratch's own schedule, the pretrained start beats scratch on digits by > 0.05:",
       mnist_mean[MNIST_ARMS[-1]] - mnist_mean["scratch"] > 0.05)
 
