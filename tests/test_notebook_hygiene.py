@@ -31,6 +31,8 @@ STATIC_DRAW = {
     "digit_explorer": "draw_digit_explorer",
     "cam_explorer": "draw_cam_explorer",
     "kernel_explorer": "draw_kernel_explorer",
+    "leaf_size_explorer": "draw_leaf_size",
+    "house_explorer": "draw_house",
     "explorer": None,
 }
 RAW_WIDGETS = {"interact", "interactive", "interact_manual"}  # compute while the cell runs; use plots.explorer

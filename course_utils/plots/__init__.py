@@ -9,6 +9,7 @@
     ch03       the neuron composer, the digit explorer                   03_nn
     ch04       kernels on images, CAM overlays                           04_cnns
     ch05       the LM batch layout, recurrent cell diagrams              05_nlp
+    ch06       Spearman dendrogram, waterfall, draw_tree, two explorers  06_tabular
     lm_stream  lm_layout, where a LM loader puts each token              05_nlp
 
 Every public name is re-exported here, so a notebook writes `from course_utils import plots` and
@@ -17,7 +18,7 @@ import an earlier chapter's, never a later one's. Nothing draws or imports pyplo
 import time.
 """
 
-from course_utils.plots import ch01, ch02, ch03, ch04, ch05, ct_views, descent, lm_stream, op_chain, widgets
+from course_utils.plots import ch01, ch02, ch03, ch04, ch05, ch06, ct_views, descent, lm_stream, op_chain, widgets
 from course_utils.plots.ch01 import (
     describe_view,
     draw_boxed_vs_unboxed,
@@ -50,6 +51,17 @@ from course_utils.plots.ch04 import (
     parse_kernel,
 )
 from course_utils.plots.ch05 import draw_lm_batches, draw_recurrent_cells
+from course_utils.plots.ch06 import (
+    cluster_columns,
+    draw_house,
+    draw_leaf_size,
+    draw_tree,
+    house_explorer,
+    leaf_size_explorer,
+    spearman_linkage,
+    waterfall,
+    waterfall_steps,
+)
 from course_utils.plots.ct_views import ct_slicer, draw_ct_slice, show_ct_planes
 from course_utils.plots.descent import GD_OPTIMIZERS, gd_run
 from course_utils.plots.lm_stream import lm_layout
@@ -66,5 +78,6 @@ __all__ = [
     *ch03.__all__,
     *ch04.__all__,
     *ch05.__all__,
+    *ch06.__all__,
     *lm_stream.__all__,
 ]
