@@ -1058,7 +1058,7 @@ nn_cat = [c for c in nn_cat if c != "saleElapsed"]
 nn_cont = [c for c in nn_cont if c != "saleElapsed"] + ["saleElapsed"]
 to_nn = TabularPandas(ames, procs=[Categorify, FillMissing, Normalize], cat_names=nn_cat, cont_names=nn_cont,
                       y_names=dep_var, splits=splits)
-dls = to_nn.dataloaders(bs=256)
+dls = to_nn.dataloaders(bs=256, device=device)
 emb_szs = get_emb_sz(to_nn)
 print("continuous:", len(to_nn.cont_names), "| categorical:", len(to_nn.cat_names))
 print("embedding sizes (levels incl. #na#, width), first six:", emb_szs[:6])
@@ -1174,11 +1174,11 @@ def train_by_hand(model, dls, epochs, lr, seed):
             opt.step()
     model.eval()
     with torch.no_grad():
-        return torch.cat([model(c, x).squeeze(1) for c, x, _ in dls.valid]).numpy().astype(np.float64)
+        return torch.cat([model(c, x).squeeze(1) for c, x, _ in dls.valid]).cpu().numpy().astype(np.float64)
 
 
 torch.manual_seed(NN_SEED)
-scratch_net = EmbeddingNet(emb_szs, len(to_nn.cont_names), [200, 100], y_range)
+scratch_net = EmbeddingNet(emb_szs, len(to_nn.cont_names), [200, 100], y_range).to(dls.device)  # where the batches are
 scratch_valid = train_by_hand(scratch_net, dls, epochs=8, lr=3e-3, seed=NN_SEED)
 scratch_rmse = rmse(scratch_valid, valid_y)
 
@@ -1198,7 +1198,7 @@ print("claim: the hand-written net lands within 0.045 of fastai's:", abs(scratch
 
 # %%
 hood_levels = list(to_nn.classes["Neighborhood"])
-hood_emb = model.embeds[to_nn.cat_names.index("Neighborhood")].weight.detach().double()
+hood_emb = model.embeds[to_nn.cat_names.index("Neighborhood")].weight.detach().cpu().double()
 centred = hood_emb - hood_emb.mean(0)
 _, _, v = torch.linalg.svd(centred, full_matrices=False)
 hood_2d = (centred @ v[:2].T).numpy()
@@ -1343,7 +1343,7 @@ rf_credit = RandomForestClassifier(n_estimators=100, min_samples_leaf=3, max_fea
 rf_credit_p = rf_credit.predict_proba(credit_valid_xs)[:, list(rf_credit.classes_).index(BAD)]
 
 set_seed(NN_SEED, reproducible=True)
-learn_credit = tabular_learner(to_credit.dataloaders(bs=128), layers=[200, 100], metrics=accuracy)
+learn_credit = tabular_learner(to_credit.dataloaders(bs=128, device=device), layers=[200, 100], metrics=accuracy)
 with learn_credit.no_bar(), learn_credit.no_logging():
     learn_credit.fit_one_cycle(5, 1e-2)
 with learn_credit.no_bar():
@@ -1748,7 +1748,7 @@ emb_xs, emb_valid_xs, valid_rmse, embeddings = ..., ..., ..., ...
 # BEGIN SOLUTION
 shared = [c for c in to.cat_names if c in to_nn.cat_names]
 assert all(list(to.classes[c]) == list(to_nn.classes[c]) for c in shared), "same codes in both tables"
-embeddings = {c: model.embeds[to_nn.cat_names.index(c)].weight.detach().numpy() for c in shared}
+embeddings = {c: model.embeds[to_nn.cat_names.index(c)].weight.detach().cpu().numpy() for c in shared}
 
 
 def embed_columns(frame):

@@ -17,6 +17,7 @@ Modules, by concern:
     prepare    ensure / prepare / status / dataset_table / readiness
     loaders    path, load and the typed loaders below
     debian, online          apt-get download + unpack; checked downloads
+    kaggle     tabular_source(): online-only Kaggle competition tables (06_tabular), not in the registry
     tables, images, ct, text, fmnist_png   the builders of each prepared file
     synthetic  sky_shapes(): generated on demand for 04_cnns
     literals   thermometer(): the readings of 02_autograd
@@ -49,6 +50,7 @@ from course_utils.data.online import online_enabled
 from course_utils.data.prepare import dataset_table, ensure, prepare, readiness, status
 from course_utils.data.registry import DATASETS, PHOTOS, TABLES, Dataset
 from course_utils.data.fmnist_png import export_png_folders
+from course_utils.data.kaggle import tabular_source
 from course_utils.data.literals import thermometer
 from course_utils.data.synthetic import sky_shapes
 
@@ -85,5 +87,6 @@ __all__ = [
     "sky_shapes",
     "status",
     "table",
+    "tabular_source",
     "thermometer",
 ]

