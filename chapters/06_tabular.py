@@ -981,9 +981,11 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# Prices rise over time, so a forest trained on 2006-2009 will price 2010 houses at 2009 levels at best. For the
-# bulldozers, the book found this to be a real source of error; a neural network, which is a smooth function of its
-# inputs, can extrapolate a trend (well or badly), and an ensemble of the two hedges (§10).
+# When prices trend over time, a forest trained on the past can only price the future at past levels. The book's
+# bulldozer prices trend over 20 years, and this was a real source of error there. Ames's median price barely moved
+# from 2006 to 2010 (159,500, 165,125, 161,000, 160,850 and 155,000 dollars), so here it matters less. A neural
+# network, a smooth function of its inputs, can extrapolate a trend (well or badly), and an ensemble of the two
+# hedges (§10).
 #
 # ### Are the validation rows from another domain?
 #
@@ -1028,9 +1030,9 @@ print(f"valid RMSE: all columns {rf_rmse:.3f} | without the four time proxies {n
 print("claim: dropping the four time proxies moves the valid RMSE by < 0.015:", abs(no_time_rmse - rf_rmse) < 0.015)
 
 # %% [markdown]
-# Here it makes no real difference: in Ames the time columns carry little signal about the price (the housing
-# market moved little between 2006 and 2010 in this town, unlike bulldozer prices over 20 years), so removing them
-# neither helps nor hurts. The lesson is the *method*: train a domain classifier, look at what it finds, and test
+# Here it makes no real difference: in Ames the time columns carry little signal about the price (the town's median
+# price moved little between 2006 and 2010, unlike bulldozer prices over 20 years), so removing them neither helps
+# nor hurts. The lesson is the *method*: train a domain classifier, look at what it finds, and test
 # whether removing it helps. It sometimes does, as for the bulldozers, and you cannot know in advance.
 
 # %% [markdown]
