@@ -30,6 +30,7 @@ from course_utils.checks.framework import (
     generator,
     require,
     require_callable,
+    TorchCalls,
     Wrong,
 )
 
@@ -529,7 +530,7 @@ def check_matmul(matmul_one_loop: Any, matmul_einsum: Any) -> None:
     _check_one_loop(matmul_one_loop, gen)
     a = torch.randn(50, 50, generator=gen)
     b = torch.randn(50, 50, generator=gen)
-    with _CountTorchCalls() as counter:  # deterministic: a loop makes one torch call per step
+    with TorchCalls() as counter:  # deterministic: a loop makes one torch call per step
         call(matmul_einsum, a, b, name="matmul_einsum")
     shortcut = [name for name in counter.names if name in _MATMUL_SHORTCUTS and name != "einsum"]
     if shortcut:
@@ -537,9 +538,9 @@ def check_matmul(matmul_one_loop: Any, matmul_einsum: Any) -> None:
             f"matmul_einsum calls {_matmul_label(shortcut[0])}; the exercise asks for torch.einsum. "
             "Hint: one torch.einsum call whose string names the index of each dimension and leaves out the summed one."
         )
-    if counter.calls > 10:
+    if counter.count > 10:
         raise Wrong(
-            f"matmul_einsum made {counter.calls} torch calls on 50×50 matrices; one torch.einsum call is enough. "
+            f"matmul_einsum made {counter.count} torch calls on 50×50 matrices; one torch.einsum call is enough. "
             "Hint: no Python loop, let the einsum string name the summed index."
         )
     # A pure-Python loop over .tolist() makes few torch calls, but runs thousands of Python lines.
@@ -576,9 +577,9 @@ def _check_one_loop(matmul_one_loop: Callable, gen: torch.Generator) -> None:
     for label, (m, k, n) in {"base": (3, 4, 3), "rows": (27, 4, 3), "inner": (3, 27, 3), "columns": (3, 4, 27)}.items():
         a = torch.randn(m, k, generator=gen)
         b = torch.randn(k, n, generator=gen)
-        with _CountTorchCalls() as counter:
+        with TorchCalls() as counter:
             call(matmul_one_loop, a, b, name="matmul_one_loop")
-        counts[label] = counter.calls
+        counts[label] = counter.count
         names.update(counter.names)
     shortcut = sorted(names & _MATMUL_SHORTCUTS)
     if shortcut:
@@ -626,20 +627,6 @@ def _python_lines_run(fn, *args) -> int:
     finally:
         sys.settrace(previous)
     return count
-
-
-class _CountTorchCalls(TorchFunctionMode):
-    """Counts (and names) the torch functions and tensor methods called inside a `with` block."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-        self.names: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.calls += 1
-        self.names.append(getattr(func, "__name__", ""))
-        return func(*args, **(kwargs or {}))
 
 
 # ----------------------------------------------------------------------------------------------

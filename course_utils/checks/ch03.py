@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils.checks.framework import (
@@ -30,6 +29,7 @@ from course_utils.checks.framework import (
     one_line,
     require,
     require_callable,
+    TorchCalls,
     Wrong,
 )
 
@@ -73,21 +73,9 @@ def _method(obj: Any, method: str, owner: str) -> Any:
     return fn
 
 
-class _TorchCalls(TorchFunctionMode):
-    """Names the torch functions and tensor methods called inside a `with` block (as checks/ch01.py does)."""
-
-    def __init__(self):
-        super().__init__()
-        self.names: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.append(getattr(func, "__name__", ""))
-        return func(*args, **(kwargs or {}))
-
-
 def _forbidden_calls(fn: Any, args: tuple, kwargs: dict, forbidden: dict[str, str], name: str) -> Any:
-    """Call fn under _TorchCalls and fail if it used one of the `forbidden` functions (name -> label)."""
-    with _TorchCalls() as calls:
+    """Call fn under TorchCalls and fail if it used one of the `forbidden` functions (name -> label)."""
+    with TorchCalls() as calls:
         out = call(fn, *args, name=name, **kwargs)
     used = [forbidden[n] for n in calls.names if n in forbidden]
     if used:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from course_utils.checks.framework import (
     as_array,
@@ -29,6 +28,7 @@ from course_utils.checks.framework import (
     one_line,
     require,
     require_callable,
+    TorchCalls,
     Wrong,
 )
 
@@ -67,18 +67,6 @@ def _pair(out: Any, name: str, what: str) -> tuple[Any, Any]:
 # ----------------------------------------------------------------------------------------------
 # 06.1 multi-hot with scatter_
 # ----------------------------------------------------------------------------------------------
-
-
-class _Calls(TorchFunctionMode):
-    """Records the names of the torch functions and methods called while it is active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.add(getattr(func, "__name__", str(func)))
-        return func(*args, **(kwargs or {}))
 
 
 # (rows, m, n): m codes per row out of n categories. Every case holds code n - 1; the m > 1 cases list a code
@@ -131,7 +119,7 @@ def check_multi_hot(multi_hot: Any) -> None:
         codes = _multi_hot_codes(rows, m, n, g)
         given = codes.clone()
         label = f"multi_hot(codes of shape ({rows}, {m}), n={n})"
-        with _Calls() as spy:
+        with TorchCalls() as spy:
             try:
                 out = call(fn, given, n, name="multi_hot")
             except Wrong as wrong:
@@ -162,7 +150,7 @@ def check_multi_hot(multi_hot: Any) -> None:
             bad = (out != expected).any(1).nonzero().flatten().tolist()[:5]
             raise Wrong(f"{label} is wrong in rows {bad} (row {bad[0]} lists codes {codes[bad[0]].tolist()}). "
                         f"Hint: {_multi_hot_hint(out, codes, n)}")
-        scattered = scattered and bool(spy.names & {"scatter_", "scatter"})
+        scattered = scattered and bool({"scatter_", "scatter"} & set(spy.names))
     if not scattered:
         raise Wrong("multi_hot gives the right values but does not place them with scatter_ (or scatter). Hint: the "
                     "exercise is to place the ones with zeros(...).scatter_(dim, index, value); scatter_add_, indexing "
@@ -1138,19 +1126,13 @@ _MIN_RECALL = 0.80
 @lru_cache(maxsize=1)
 def _credit_valid_bad() -> np.ndarray:
     """1 where the credit validation row is 'bad', in the order of RandomSplitter(0.2, seed=42)'s validation rows."""
+    from fastai.data.transforms import RandomSplitter
+
     from course_utils.data import table
 
     status = table("credit")["Status"].to_numpy()
-    order = torch.randperm(len(status), generator=generator(42)).numpy()  # what RandomSplitter(seed=42) draws
-    return (status[order[: int(0.2 * len(status))]] == "bad").astype(np.int64)
-
-
-def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores)
-    pos = labels == 1
-    return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * (~pos).sum()))
+    _, valid = RandomSplitter(valid_pct=0.2, seed=42)(range(len(status)))
+    return (status[np.asarray(valid)] == "bad").astype(np.int64)
 
 
 def _precision_recall(probs: np.ndarray, bad: np.ndarray, thr: float, strict: bool = False) -> tuple[float, float]:
@@ -1167,11 +1149,13 @@ def check_threshold(thr: Any, precision: Any, recall: Any, probs: Any) -> None:
     The check loads the labels itself, recomputes precision and recall at thr (within 1e-6), requires recall
     >= 0.80, and that no threshold on the 0.00, 0.01, ..., 1.00 grid has a higher precision with recall >= 0.80.
     """
+    from sklearn.metrics import roc_auc_score
+
     bad = _credit_valid_bad()
     p = as_array(probs, "probs", (len(bad),), hint="one P(bad) per validation row of RandomSplitter(0.2, seed=42).")
     if p.min() < 0 or p.max() > 1:
         raise Wrong("`probs` should be probabilities in [0, 1] (softmax or predict_proba), not logits or labels.")
-    auc = _auc(p, bad)
+    auc = float(roc_auc_score(bad, p))
     if auc < 0.35:
         raise Wrong(f"your probs rank the 'bad' rows at the bottom (AUC {auc:.2f}): they look like P(good). Hint: take the "
                     "column of the 'bad' class.")

@@ -35,9 +35,10 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 __all__ = [
-    "F64", "FAIL_MARK", "LINE_PATTERN", "PASS_MARK", "STUB_HINT", "CheckResult", "Exercise", "Wrong",
+    "F64", "FAIL_MARK", "LINE_PATTERN", "PASS_MARK", "STUB_HINT", "CheckResult", "Exercise", "TorchCalls", "Wrong",
     "as_array", "as_bool", "as_float", "as_int", "as_shape", "as_tensor", "assert_close", "call", "check", "exercise",
     "exercises_of", "find_exercise", "generator", "is_stub", "one_line", "require", "require_callable",
     "run_check", "short",
@@ -267,6 +268,26 @@ def assert_close(actual: Any, expected: Any, name: str, rtol: float = 1e-5, atol
             f"`{name}` is {shown[0]}, expected {shown[1]} (largest gap {gap:.3g})."
             f"{' Hint: ' + hint if hint else ''}"
         )
+
+
+class TorchCalls(TorchFunctionMode):
+    """Names the torch functions and tensor methods called inside a `with` block, in order.
+
+    Checks use it to see *how* an answer was computed (a forbidden shortcut, a required call, how
+    many calls a loop made): `with TorchCalls() as calls: ...`, then `calls.names` and `calls.count`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.append(getattr(func, "__name__", ""))
+        return func(*args, **(kwargs or {}))
 
 
 def generator(seed: int) -> torch.Generator:
