@@ -1,7 +1,9 @@
 """What a chapter imports: the modules named in its code cells and in the course_utils modules they reach.
 
 Read with `ast`, without running anything. Every import statement counts, also one inside a function or
-a `with` block, so the answer is a superset of what a run loads. Inside course_utils the walk follows
+a `with` block, so the answer is a superset of what a run loads; the one exception is an optional
+dependency, an import inside a `try:` whose `except` catches ImportError (or ModuleNotFoundError): the
+code runs without it, so no bundle or extra has to carry it. Inside course_utils the walk follows
 `course_utils.X` imports, string imports (`__import__("course_utils.pretrained")`), the data registry's
 "module:function" names of builders and loaders (`"course_utils.pretrained.ch05:review_lm"`, imported when
 a dataset is built or loaded) and the exercise checks, which `check()` imports by chapter number
@@ -32,7 +34,11 @@ def imported_modules(source: str, package_root: Path = REPO_ROOT) -> set[str]:
     "course_utils.x.y:function" (how the data registry names builders and loaders).
     """
     found = set()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    optional = _optional_imports(tree)
+    for node in ast.walk(tree):
+        if id(node) in optional:
+            continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -44,6 +50,23 @@ def imported_modules(source: str, package_root: Path = REPO_ROOT) -> set[str]:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and (spec := _SPEC.match(node.value)):
             found.add(spec.group(1))
     return found
+
+
+_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError"}
+
+
+def _optional_imports(tree: ast.AST) -> set[int]:
+    """ids of the import statements in a `try:` body whose handlers catch ImportError: optional dependencies."""
+    optional = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(_catches_import_error(h.type) for h in node.handlers):
+            optional |= {id(n) for stmt in node.body for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return optional
+
+
+def _catches_import_error(handler_type: ast.expr | None) -> bool:
+    names = handler_type.elts if isinstance(handler_type, ast.Tuple) else [handler_type]
+    return any(isinstance(n, ast.Name) and n.id in _IMPORT_ERRORS for n in names)
 
 
 def _is_string_import(node: ast.Call) -> bool:

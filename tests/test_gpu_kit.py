@@ -123,6 +123,20 @@ def test_imported_modules_follow_the_course_package_and_string_imports():
     assert spec == {"course_utils.pretrained.ch05"}
 
 
+def test_an_import_guarded_by_except_importerror_is_optional_and_not_counted():
+    code = (
+        "def download():\n    try:\n        from kaggle.api import KaggleApi\n    except ImportError:\n        return None\n"
+        "def other():\n    try:\n        import spacy\n    except ValueError:\n        pass\n"
+        "try:\n    import onnx\nexcept (OSError, ModuleNotFoundError):\n    onnx = None\n"
+    )
+    found = imports.imported_modules(code)
+    assert "kaggle.api" not in found and "onnx" not in found  # optional: the code runs without them
+    assert "spacy" in found  # a try that does not catch ImportError guards nothing
+    # the tabular chapter reaches the Kaggle loader, whose kaggle import is optional
+    modules = imports.chapter_modules(config.REPO_ROOT / "chapters" / "06_tabular.py")
+    assert "course_utils.data.kaggle" in modules and not any(m.split(".")[0] == "kaggle" for m in modules)
+
+
 def test_a_chapter_reaches_its_checks_and_the_data_layer():
     modules = imports.chapter_modules(config.REPO_ROOT / "chapters" / "02_autograd.py")
     assert {"course_utils.checks.ch02", "course_utils.data", "course_utils.env", "torch"} <= modules

@@ -5,16 +5,16 @@ redistributing them, so `course data` does not prepare them and no chapter's sto
 them. `tabular_source` downloads one with the learner's own Kaggle account, only when online sources
 are on (COURSE_ONLINE=1, `online=True`, or Colab), into <cache>/<name>/, and later calls find it there.
 
-The `kaggle` package is imported inside the function, by a name held in a constant: it is optional
-(Colab ships it; elsewhere `pip install kaggle`), so it is neither in the `[colab]` extra nor counted
-by gpu_kit.imports as something a chapter needs. `import kaggle` authenticates at once, which is why
-the credentials are checked before it.
+The `kaggle` package is an optional dependency (Colab ships it; elsewhere `pip install kaggle`): it is
+imported inside the function, in a `try:` that catches ImportError, which gpu_kit.imports reads as
+optional, so neither the `[colab]` extra nor a GPU bundle carries it. `import kaggle` authenticates at
+once, which is why the credentials are checked before it.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -29,7 +29,6 @@ KAGGLE_TABLES = {
     "bulldozers": ("bluebook-for-bulldozers", "TrainAndValid.csv"),
 }
 
-KAGGLE_API_MODULE = "kaggle.api.kaggle_api_extended"  # imported by this name only when downloading
 TOKEN_PAGE = "https://www.kaggle.com/settings"
 
 
@@ -70,7 +69,7 @@ def tabular_source(name: str = "bulldozers", online: bool | None = None) -> Path
                 f"KAGGLE_USERNAME and KAGGLE_KEY from it. Accept the competition's rules on {page} too.",
         )
     try:
-        api_module = importlib.import_module(KAGGLE_API_MODULE)
+        from kaggle.api.kaggle_api_extended import KaggleApi
     except ImportError as err:
         raise DataUnavailable(
             name, [cached, (source, f"the kaggle package is not installed ({err})")],
@@ -86,7 +85,7 @@ def tabular_source(name: str = "bulldozers", online: bool | None = None) -> Path
             return target
         with work_folder(root) as work:
             try:
-                api = api_module.KaggleApi()
+                api = KaggleApi()
                 api.authenticate()
                 api.competition_download_file(competition, file_name, path=str(work), quiet=True)
                 staged = _find_file(work, file_name)
@@ -120,8 +119,7 @@ def _find_file(work: Path, file_name: str) -> Path:
                 out = work / "unzipped" / file_name
                 out.parent.mkdir(parents=True, exist_ok=True)
                 with zipped.open(members[0]) as source, open(out, "wb") as sink:
-                    while chunk := source.read(1 << 20):
-                        sink.write(chunk)
+                    shutil.copyfileobj(source, sink)
                 return out
     found = sorted(p.name for p in work.rglob("*") if p.is_file())
     raise FileNotFoundError(f"{file_name} is not among the downloaded files ({', '.join(found) or 'none'})")
