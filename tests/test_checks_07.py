@@ -515,9 +515,8 @@ def fold_by_adam(U, bu, users, ratings, steps=300, fit_vector=True, squash=True,
     for _ in range(steps):
         score = U[users] @ v + bu[users] + b
         pred = 5.5 * torch.sigmoid(score) if squash else score
-        loss = F.mse_loss(pred, ratings)
         opt.zero_grad()
-        loss.backward()
+        F.mse_loss(pred, ratings).backward()
         opt.step()
     return v.detach(), b.detach()
 
@@ -618,17 +617,6 @@ def test_07_11():
     fails("07.11", train, valid, preds, mse, "e", mentions="should be one of")
     fails("07.11", train, valid, preds, mse, ..., mentions="not answered")
     fails("07.11", ..., ..., ..., ..., ..., mentions="not answered")
-
-
-def test_07_planted_mistakes_rejected():
-    """Until chapters/07_collab.py exists, tests/test_planted.py does not collect chapter 07: run PLANTED here."""
-    from collections import Counter
-
-    from check_helpers import rejects
-
-    assert min(Counter(p.exercise for p in PLANTED).values()) >= 3
-    for planted in PLANTED:
-        rejects(planted)
 
 
 def test_07_checks_are_fast():
