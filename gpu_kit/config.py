@@ -20,6 +20,7 @@ BUNDLES = {
     "ch04": ("04",),
     "ch05": ("05",),
     "ch06": ("06",),
+    "ch07": ("07",),
 }
 LIMIT_BYTES = 64 * 2**20  # what one call to the GPU machine may carry: working tree + carried paths
 

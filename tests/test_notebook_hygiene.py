@@ -33,6 +33,7 @@ STATIC_DRAW = {
     "kernel_explorer": "draw_kernel_explorer",
     "leaf_size_explorer": "draw_leaf_size",
     "house_explorer": "draw_house",
+    "recommendation_explorer": "draw_recommendations",
     "explorer": None,
 }
 RAW_WIDGETS = {"interact", "interactive", "interact_manual"}  # compute while the cell runs; use plots.explorer

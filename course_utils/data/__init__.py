@@ -19,7 +19,7 @@ Modules, by concern:
     debian, online          apt-get download + unpack; checked downloads
     kaggle     tabular_source(): online-only Kaggle competition tables (06_tabular), not in the registry
     tables, images, ct, text, fmnist_png   the builders of each prepared file
-    synthetic  sky_shapes(): generated on demand for 04_cnns
+    synthetic  sky_shapes(), synthetic_ratings(): generated on demand for 04_cnns and 07_collab
     literals   thermometer(): the readings of 02_autograd
 The `course data` command is course_utils.tools.data_command.
 """
@@ -52,7 +52,7 @@ from course_utils.data.registry import DATASETS, PHOTOS, TABLES, Dataset
 from course_utils.data.fmnist_png import export_png_folders
 from course_utils.data.kaggle import tabular_source
 from course_utils.data.literals import thermometer
-from course_utils.data.synthetic import sky_shapes
+from course_utils.data.synthetic import sky_shapes, synthetic_ratings
 
 __all__ = [
     "DATASETS",
@@ -85,6 +85,7 @@ __all__ = [
     "readiness",
     "reviews",
     "sky_shapes",
+    "synthetic_ratings",
     "status",
     "table",
     "tabular_source",

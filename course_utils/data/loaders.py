@@ -131,7 +131,7 @@ def ewr_hourly(online: bool = False) -> pd.DataFrame:
 
 
 def movielens(online: bool = False) -> pd.DataFrame:
-    """100,004 MovieLens ratings (dslabs) as a pandas.DataFrame. Used in 07_collab (planned).
+    """100,004 MovieLens ratings (dslabs) as a pandas.DataFrame. Taught in 07_collab.
 
     Columns movieId, title, year, genres, userId, rating (0.5..5 in half stars), timestamp.
     """

@@ -2,14 +2,17 @@
 
 `sky_shapes` stands in for the Pets images of 04_cnns's CAM section: each image holds one object at a
 known box, so a class activation map can be scored against it (`course_utils.hooks.peak_in_box`).
+`synthetic_ratings` gives 07_collab ratings whose user/item factors and biases are planted, so a trained
+recommender can be scored against the truth (and the chapter's checks get hidden frames).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
-__all__ = ["sky_shapes"]
+__all__ = ["sky_shapes", "synthetic_ratings"]
 
 
 def _cross(size: int, r: int) -> np.ndarray:
@@ -62,3 +65,39 @@ def sky_shapes(n: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, tor
         images[i] = img
         boxes[i] = torch.tensor([r0, c0, r0 + 2 * r, c0 + 2 * r])
     return images + noise, labels, boxes
+
+
+def synthetic_ratings(n_users: int = 500, n_items: int = 400, k: int = 4, density: float = 0.12, noise: float = 0.4,
+                      seed: int = 0, half_stars: bool = True) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Ratings with planted user/item factors and biases: (frame, truth). Taught in 07_collab, section 17.
+
+    rating = 3.5 + user bias + item bias + user factors . item factors + N(0, noise), rounded to half stars
+    (unless `half_stars=False`) and clipped to [0.5, 5]. Factors are N(0, 0.6) in each of `k` dimensions,
+    biases N(0, 0.5); each (user, item) cell is rated with probability `density`, and every user and every
+    item gets at least one rating.
+
+    frame: columns userId, movieId (ids shuffled, not 0..n-1 in row order), rating, timestamp (int).
+    truth: float64 arrays user_factors (n_users, k), item_factors (n_items, k), user_bias, item_bias, and
+    user_ids / item_ids (position -> id).
+    """
+    rng = np.random.default_rng(seed)
+    user_factors = rng.normal(0, 0.6, (n_users, k))
+    item_factors = rng.normal(0, 0.6, (n_items, k))
+    user_bias = rng.normal(0, 0.5, n_users)
+    item_bias = rng.normal(0, 0.5, n_items)
+    rated = rng.random((n_users, n_items)) < density
+    rated[np.arange(n_users), rng.integers(0, n_items, n_users)] = True
+    rated[rng.integers(0, n_users, n_items), np.arange(n_items)] = True
+    u, i = np.nonzero(rated)
+    raw = 3.5 + user_bias[u] + item_bias[i] + (user_factors[u] * item_factors[i]).sum(1) + rng.normal(0, noise, len(u))
+    rating = np.clip(np.round(raw * 2) / 2 if half_stars else raw, 0.5, 5.0)
+    user_ids = rng.permutation(np.arange(1, 10 * n_users))[:n_users]
+    item_ids = rng.permutation(np.arange(1, 10 * n_items))[:n_items]
+    order = rng.permutation(len(u))
+    frame = pd.DataFrame({
+        "userId": user_ids[u][order], "movieId": item_ids[i][order], "rating": rating[order],
+        "timestamp": 1_000_000_000 + rng.integers(0, 10**8, len(u)),
+    })
+    truth = dict(user_factors=user_factors, item_factors=item_factors, user_bias=user_bias, item_bias=item_bias,
+                 user_ids=user_ids, item_ids=item_ids)
+    return frame, truth

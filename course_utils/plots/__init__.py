@@ -10,6 +10,7 @@
     ch04       kernels on images, CAM overlays                           04_cnns
     ch05       the LM batch layout, recurrent cell diagrams              05_nlp
     ch06       Spearman dendrogram, waterfall, draw_tree, two explorers  06_tabular
+    ch07       the spreadsheet heat-maps, neighbours, the recommendation explorer   07_collab
     lm_stream  lm_layout, where a LM loader puts each token              05_nlp
 
 Every public name is re-exported here, so a notebook writes `from course_utils import plots` and
@@ -18,7 +19,7 @@ import an earlier chapter's, never a later one's. Nothing draws or imports pyplo
 import time.
 """
 
-from course_utils.plots import ch01, ch02, ch03, ch04, ch05, ch06, ct_views, descent, lm_stream, op_chain, widgets
+from course_utils.plots import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ct_views, descent, lm_stream, op_chain, widgets
 from course_utils.plots.ch01 import (
     describe_view,
     draw_boxed_vs_unboxed,
@@ -62,6 +63,14 @@ from course_utils.plots.ch06 import (
     waterfall,
     waterfall_steps,
 )
+from course_utils.plots.ch07 import (
+    cosine_neighbours,
+    draw_neighbours,
+    draw_recommendations,
+    draw_spreadsheet,
+    recommendation_explorer,
+    recommendation_scores,
+)
 from course_utils.plots.ct_views import ct_slicer, draw_ct_slice, show_ct_planes
 from course_utils.plots.descent import GD_OPTIMIZERS, gd_run
 from course_utils.plots.lm_stream import lm_layout
@@ -79,5 +88,6 @@ __all__ = [
     *ch04.__all__,
     *ch05.__all__,
     *ch06.__all__,
+    *ch07.__all__,
     *lm_stream.__all__,
 ]
