@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from course_utils.checks.framework import (
     F64,
@@ -35,6 +34,7 @@ from course_utils.checks.framework import (
     require,
     require_callable,
     short,
+    TorchCalls,
     Wrong,
 )
 from course_utils.data import synthetic_ratings
@@ -44,18 +44,6 @@ __all__ = [
     "check_fold_in_item", "check_recommend", "check_wd_sweep", "check_repair", "check_time_split", "check_user_biases",
     "TIME_SPLIT_CHOICES",
 ]
-
-
-class _Calls(TorchFunctionMode):
-    """Records the names of the torch functions and methods called while it is active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.add(getattr(func, "__name__", str(func)))
-        return func(*args, **(kwargs or {}))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,15 +274,16 @@ def check_bag_mean(bag_mean: Any) -> None:
         G = torch.randn(len(bags), d, generator=g)
         W = W0.clone().requires_grad_(True)
         label = f"bag_mean(bags={bags}, W of shape ({n}, {d}))"
-        with _Calls() as spy:
+        with TorchCalls() as spy:
             out = call(fn, [list(b) for b in bags], W, name="bag_mean")
-        if spy.names & {"embedding_bag", "embedding"}:
+        called = set(spy.names)
+        if called & {"embedding_bag", "embedding"}:
             raise Wrong(f"{label} calls F.embedding or F.embedding_bag. Hint: the exercise is to build the multi-hot "
                         "count matrix yourself and multiply it by W.")
-        if "__getitem__" in spy.names and not spy.names & {"matmul", "__matmul__", "mm", "__rmatmul__", "einsum"}:
+        if "__getitem__" in called and not called & {"matmul", "__matmul__", "mm", "__rmatmul__", "einsum"}:
             raise Wrong(f"{label} indexes W's rows instead of multiplying. Hint: build a (bags, n) matrix of counts "
                         "divided by lengths and multiply it by W.")
-        if not spy.names & {"matmul", "__matmul__", "mm", "__rmatmul__", "einsum"}:
+        if not called & {"matmul", "__matmul__", "mm", "__rmatmul__", "einsum"}:
             raise Wrong(f"{label} does not multiply a multi-hot matrix by W. Hint: the exercise is the matmul form "
                         "(counts / length) @ W.")
         if not isinstance(out, torch.Tensor):
