@@ -1,6 +1,5 @@
 """requirements.txt, environment.yml and pyproject.toml describe one environment, and it is complete."""
 
-import ast
 import re
 import sys
 from importlib import metadata
@@ -68,14 +67,11 @@ def python_sources() -> list[str]:
 
 
 def imported_top_level_modules() -> set[str]:
-    modules = set()
-    for source in python_sources():
-        tree = ast.parse(source)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                modules |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules.add(node.module.split(".")[0])
+    """Third-party top-level modules the sources import; an optional import (inside a try that catches
+    ImportError, such as 06_tabular's kaggle) is left out, by gpu_kit.imports' rule."""
+    from gpu_kit.imports import imported_modules
+
+    modules = {name.split(".")[0] for source in python_sources() for name in imported_modules(source)}
     local = {"course_utils", "gpu_kit", "conftest", "helpers"} | {p.stem for p in (ROOT / "tests").glob("*.py")}
     return {m for m in modules if m not in sys.stdlib_module_names and m not in local}
 
