@@ -75,7 +75,11 @@ from fastai.tabular.all import (  # noqa: E402
 # (The fastai book uses the older MovieLens 100k, with whole stars only; its numbers are not targets here.) The
 # MovieLens terms allow educational, non-commercial use.
 #
-# Online, `data.movielens(online=True)` fetches the same table from the Rdatasets site instead of the local cache.
+# Online, `data.movielens(online=True)` fetches the same table from the Rdatasets site instead of the local cache,
+# and `data.movielens(source="grouplens-100k", online=True)` downloads the book's MovieLens 100k from GroupLens (943
+# users, 1,682 films, whole stars; GroupLens's terms keep the course from shipping a copy), in the same columns. The
+# book's settings (`y_range=(0, 5.5)`, `wd=0.1`, batches of 64, lr 5e-3, 5 epochs) are the ones it reports an MSE of
+# about 0.82 with on that data; on this sample they are a starting point to tune, not a target.
 
 # %%
 raw = data.movielens()

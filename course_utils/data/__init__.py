@@ -18,6 +18,7 @@ Modules, by concern:
     loaders    path, load and the typed loaders below
     debian, online          apt-get download + unpack; checked downloads
     kaggle     tabular_source(): online-only Kaggle competition tables (06_tabular), not in the registry
+    grouplens  movielens_100k(): the online-only MovieLens 100k (07_collab), not in the registry
     tables, images, ct, text, fmnist_png   the builders of each prepared file
     synthetic  sky_shapes(), synthetic_ratings(): generated on demand for 04_cnns and 07_collab
     literals   thermometer(): the readings of 02_autograd

@@ -130,11 +130,20 @@ def ewr_hourly(online: bool = False) -> pd.DataFrame:
     return pd.read_csv(path("ewr_hourly", online))
 
 
-def movielens(online: bool = False) -> pd.DataFrame:
-    """100,004 MovieLens ratings (dslabs) as a pandas.DataFrame. Taught in 07_collab.
+def movielens(online: bool = False, source: str = "dslabs") -> pd.DataFrame:
+    """MovieLens ratings as a pandas.DataFrame. Taught in 07_collab.
 
-    Columns movieId, title, year, genres, userId, rating (0.5..5 in half stars), timestamp.
+    Columns movieId, title, year, genres, userId, rating, timestamp. source="dslabs" (the default): the
+    100,004 ratings (0.5..5 in half stars) of the dslabs sample, prepared offline by `course data`.
+    source="grouplens-100k": the fastai book's MovieLens 100k (whole stars), online only, see
+    `course_utils.data.grouplens`.
     """
+    if source == "grouplens-100k":
+        from course_utils.data.grouplens import movielens_100k
+
+        return movielens_100k(online)
+    if source != "dslabs":
+        raise ValueError(f"unknown MovieLens source {source!r}; use 'dslabs' or 'grouplens-100k'")
     return pd.read_parquet(path("movielens", online))
 
 
