@@ -367,7 +367,7 @@ TRAIN_SEED = 42
 def fit(model, epochs, lr=1e-2, wd=0.0, dataloaders=None, seed=TRAIN_SEED):
     """Train `model` with fit_one_cycle and Adam, MSE loss, quietly; return the Learner.
 
-    fastai's `wd` is decoupled weight decay (section 8). Learner's default is 0.01, so we always pass it.
+    fastai's `wd` is decoupled weight decay (section 9). Learner's default is 0.01, so we always pass it.
     """
     set_seed(seed, reproducible=True)
     learn = Learner(dataloaders or dls, model, loss_func=MSELossFlat())

@@ -69,7 +69,7 @@ def sky_shapes(n: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, tor
 
 def synthetic_ratings(n_users: int = 500, n_items: int = 400, k: int = 4, density: float = 0.12, noise: float = 0.4,
                       seed: int = 0, half_stars: bool = True) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Ratings with planted user/item factors and biases: (frame, truth). Taught in 07_collab, section 17.
+    """Ratings with planted user/item factors and biases: (frame, truth). Taught in 07_collab, section 16.
 
     rating = 3.5 + user bias + item bias + user factors . item factors + N(0, noise), rounded to half stars
     (unless `half_stars=False`) and clipped to [0.5, 5]. Factors are N(0, 0.6) in each of `k` dimensions,

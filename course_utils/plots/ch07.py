@@ -20,7 +20,7 @@ __all__ = ["cosine_neighbours", "draw_neighbours", "draw_recommendations", "draw
 def draw_spreadsheet(U, M, Y, mask, users, movies):
     """Three heat-maps: user factors U, movie factors M, and the predictions U @ M.T with observed cells outlined.
 
-    Taught in 07_collab, section 4 (the book's spreadsheet figure). `Y` (users x movies) holds the true ratings
+    Taught in 07_collab, section 3 (the book's spreadsheet figure). `Y` (users x movies) holds the true ratings
     where `mask` is True; each outlined cell is labelled with its true rating, so the fit can be read by eye.
     """
     plt = pyplot()
@@ -50,7 +50,7 @@ def draw_spreadsheet(U, M, Y, mask, users, movies):
 def cosine_neighbours(factors, index: int, k: int = 10, skip=(0,)) -> list[tuple[int, float]]:
     """The k rows of `factors` most cosine-similar to row `index`: [(row, similarity)], best first.
 
-    Used in 07_collab (section 14 writes it from scratch first), by `draw_neighbours`. The row itself and the rows
+    Used in 07_collab (section 13 writes it from scratch first), by `draw_neighbours`. The row itself and the rows
     in `skip` (by default row 0, fastai's `#na#`) are left out; equal similarities go to the smaller row.
     """
     factors = torch.as_tensor(factors).detach().float().cpu()
@@ -63,7 +63,7 @@ def cosine_neighbours(factors, index: int, k: int = 10, skip=(0,)) -> list[tuple
 def draw_neighbours(item_factors, titles, title: str, k: int = 10) -> list[str]:
     """Bar chart of the k movies nearest to `title` by cosine similarity of their factors; return their titles.
 
-    Taught in 07_collab, section 14. `titles` lists the model's items in index order (`#na#` first).
+    Taught in 07_collab, section 13. `titles` lists the model's items in index order (`#na#` first).
     """
     plt = pyplot()
     titles = list(titles)
@@ -82,7 +82,7 @@ def draw_neighbours(item_factors, titles, title: str, k: int = 10) -> list[str]:
 def recommendation_scores(item_factors, item_bias, user_vector, user_bias: float, bias_weight: float = 1.0):
     """Scores before the sigmoid: user . item + user bias + bias_weight x item bias, one per item.
 
-    Used in 07_collab, section 15, by `draw_recommendations`. `bias_weight` 1 is the model's own score; 0 ranks by
+    Used in 07_collab, section 14, by `draw_recommendations`. `bias_weight` 1 is the model's own score; 0 ranks by
     taste alone, larger values push popular (high-bias) movies up.
     """
     item_factors = torch.as_tensor(item_factors).detach().float().cpu()
@@ -95,7 +95,7 @@ def draw_recommendations(item_factors, item_bias, user_factors, user_bias, title
                          bias_weight: float = 1.0, k: int = 10) -> list[str]:
     """Bar chart of user `user`'s top k unseen movies, scored by `recommendation_scores`; return their titles.
 
-    Taught in 07_collab, section 15. `user` is a row of `user_factors` (fastai's index, 0 is `#na#`), `seen` maps
+    Taught in 07_collab, section 14. `user` is a row of `user_factors` (fastai's index, 0 is `#na#`), `seen` maps
     a user row to the item rows that user already rated, which are left out, as is item 0 (`#na#`).
     """
     plt = pyplot()
@@ -119,7 +119,7 @@ def draw_recommendations(item_factors, item_bias, user_factors, user_bias, title
 def recommendation_explorer(item_factors, item_bias, user_factors, user_bias, titles, seen):
     """Widget with two tabs: a movie picker showing its nearest movies, and a user picker with a bias slider.
 
-    Taught in 07_collab, section 15. The arguments are `draw_recommendations`'s; the first tab draws
+    Taught in 07_collab, section 14. The arguments are `draw_recommendations`'s; the first tab draws
     `draw_neighbours`. Nothing is drawn until a control moves (see `explorer`).
     """
     import ipywidgets as widgets
