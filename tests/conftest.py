@@ -6,6 +6,9 @@ chapter and prints one table after the run.
 
 Figures: tests draw with matplotlib's Agg backend (no display), and every figure a test opened is
 closed after it. Notebooks under nbval run in their own kernels and keep their inline backend.
+
+Threads: a module that trains inside checks asks for `one_thread`
+(`pytestmark = pytest.mark.usefixtures("one_thread")`), one torch thread as setup() pins in the notebooks.
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ matplotlib.use("Agg")
 _NBVAL_ITEM = re.compile(r"^chapters/(\d\d_[a-z0-9_]+)\.ipynb::")
 _times: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 _started = time.monotonic()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests, as setup() pins in the notebooks (tiny ops crawl when threads fight)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

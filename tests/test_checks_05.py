@@ -25,13 +25,7 @@ from torch import nn
 from check_helpers import Planted, crash, fails, passes, returns_none
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run the checks with one torch thread, as setup() does in the notebooks (tiny ops crawl when threads fight)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 # 05.1 -------------------------------------------------------------------------------------------

@@ -22,13 +22,7 @@ from torch import nn
 from check_helpers import Planted, crash, fails, passes, returns_none
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread, as setup() pins in the notebooks."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 # 06.1 -------------------------------------------------------------------------------------------
