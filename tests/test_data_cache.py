@@ -428,3 +428,26 @@ def test_a_manifest_from_before_inputs_were_recorded_is_outdated_once(tiny_regis
     BUILDS.clear()
     data.path("tiny_out")
     assert BUILDS == ["out.txt"] and data.status("tiny_out") == ("ready", "")
+
+
+def test_install_file_once_makes_a_file_once_and_a_failure_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    target = tmp_path / "online_only" / "table.csv"
+    calls = []
+
+    def failing(work: Path) -> Path:
+        (work / "half.csv").write_text("a,b\n1,")
+        raise SourceFailed("connection reset")
+
+    with pytest.raises(SourceFailed):
+        cache.install_file_once("online_only", target, failing)
+    assert not target.exists() and not list((tmp_path / cache.TMP).glob("*"))
+
+    def making(work: Path) -> Path:
+        calls.append(work)
+        (work / "table.csv").write_text("a,b\n1,2\n")
+        return work / "table.csv"
+
+    assert cache.install_file_once("online_only", target, making) == target
+    assert cache.install_file_once("online_only", target, making) == target
+    assert target.read_text() == "a,b\n1,2\n" and len(calls) == 1

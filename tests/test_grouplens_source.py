@@ -51,7 +51,7 @@ def fake_download(monkeypatch, item_text=U_ITEM, fail=None):
             archive.writestr("ml-100k/u.item", item_text.encode("latin-1"))
         return target
 
-    monkeypatch.setattr(grouplens, "download", download)
+    monkeypatch.setattr(grouplens, "download_file", download)
     return calls
 
 

@@ -27,7 +27,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from filelock import FileLock
@@ -43,6 +43,7 @@ __all__ = [
     "fingerprint",
     "human_size",
     "install",
+    "install_file_once",
     "lock",
     "manifest_path",
     "read_manifest",
@@ -195,6 +196,26 @@ def lock(name: str, root: Path) -> FileLock:
     """A lock held while one process prepares a dataset (others wait, then find it ready)."""
     (root / LOCKS).mkdir(parents=True, exist_ok=True)
     return FileLock(str(root / LOCKS / f"{name}.lock"))
+
+
+def install_file_once(name: str, target: Path, make: Callable[[Path], Path]) -> Path:
+    """`target`, made at most once: `make(work)` writes the file in a private work folder, and it is moved into place.
+
+    Used by the online-only files outside the registry (data/kaggle.py, data/grouplens.py). Another process
+    making the same file waits on the dataset's lock, then finds it; a failure in `make` leaves nothing, and
+    the single rename leaves the file complete or absent.
+    """
+    if target.is_file():
+        return target
+    root = cache_dir()
+    with lock(name, root):
+        if target.is_file():  # another process made it while we waited
+            return target
+        with work_folder(root) as work:
+            staged = make(work)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+    return target
 
 
 @contextlib.contextmanager

@@ -9,15 +9,15 @@ as one parquet file in <cache>/movielens_100k/, in the columns of the dslabs fra
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
 import pandas as pd
 
-from course_utils.data.cache import cache_dir, lock, work_folder
+from course_utils.data.cache import cache_dir, install_file_once
 from course_utils.data.errors import DataUnavailable, SourceFailed
-from course_utils.data.online import download, online_enabled
+from course_utils.data.online import download as download_file
+from course_utils.data.online import online_enabled
 
 __all__ = ["ML100K_GENRES", "ML100K_URL", "movielens_100k", "read_ml100k"]
 
@@ -37,8 +37,7 @@ def movielens_100k(online: bool | None = None) -> pd.DataFrame:
     userId, rating, timestamp. Online only; raises DataUnavailable, naming the URL and the fix, when
     online sources are off or the download fails. A copy already in the cache is read without the network.
     """
-    root = cache_dir()
-    target = root / NAME / "ratings.parquet"
+    target = cache_dir() / NAME / "ratings.parquet"
     if target.is_file():
         return pd.read_parquet(target)
     cached = (f"the cache ({target})", "not downloaded yet")
@@ -50,22 +49,19 @@ def movielens_100k(online: bool | None = None) -> pd.DataFrame:
                 "data.movielens(source='grouplens-100k', online=True). GroupLens's terms do not allow the course "
                 "to ship a copy; offline, use data.movielens().",
         )
-    with lock(NAME, root):
-        if target.is_file():  # another process downloaded it while we waited
-            return pd.read_parquet(target)
-        with work_folder(root) as work:
-            try:
-                frame = read_ml100k(download(ML100K_URL, work / "ml-100k.zip", None))
-            except (SourceFailed, zipfile.BadZipFile, KeyError, ValueError) as err:
-                raise DataUnavailable(
-                    NAME, [cached, (source, f"{type(err).__name__}: {err}")],
-                    fix="check the connection (files.grouplens.org must be reachable) and call again.",
-                ) from err
-            staged = work / "ratings.parquet"
-            frame.to_parquet(staged, index=False)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)  # one rename: the file is complete or absent
-    return pd.read_parquet(target)
+
+    def download(work: Path) -> Path:
+        try:
+            frame = read_ml100k(download_file(ML100K_URL, work / "ml-100k.zip", None))
+        except (SourceFailed, zipfile.BadZipFile, KeyError, ValueError) as err:
+            raise DataUnavailable(
+                NAME, [cached, (source, f"{type(err).__name__}: {err}")],
+                fix="check the connection (files.grouplens.org must be reachable) and call again.",
+            ) from err
+        frame.to_parquet(work / "ratings.parquet", index=False)
+        return work / "ratings.parquet"
+
+    return pd.read_parquet(install_file_once(NAME, target, download))
 
 
 def read_ml100k(archive: Path) -> pd.DataFrame:

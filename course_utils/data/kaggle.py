@@ -18,7 +18,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from course_utils.data.cache import cache_dir, lock, work_folder
+from course_utils.data.cache import cache_dir, install_file_once
 from course_utils.data.errors import DataUnavailable
 from course_utils.data.online import online_enabled
 
@@ -47,8 +47,7 @@ def tabular_source(name: str = "bulldozers", online: bool | None = None) -> Path
     if name not in KAGGLE_TABLES:
         raise ValueError(f"unknown Kaggle table {name!r}; known: {', '.join(KAGGLE_TABLES)}")
     competition, file_name = KAGGLE_TABLES[name]
-    root = cache_dir()
-    target = root / name / file_name
+    target = cache_dir() / name / file_name
     if target.is_file():
         return target
     page = f"https://www.kaggle.com/competitions/{competition}"
@@ -80,24 +79,21 @@ def tabular_source(name: str = "bulldozers", online: bool | None = None) -> Path
             name, [cached, (source, f"the kaggle package could not start: {type(err).__name__}: {err}")],
             fix=f"check your Kaggle API token ({TOKEN_PAGE}) in kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY.",
         ) from err
-    with lock(name, root):
-        if target.is_file():  # another process downloaded it while we waited
-            return target
-        with work_folder(root) as work:
-            try:
-                api = KaggleApi()
-                api.authenticate()
-                api.competition_download_file(competition, file_name, path=str(work), quiet=True)
-                staged = _find_file(work, file_name)
-            except Exception as err:  # HTTP errors, rules not accepted, a bad zip: say which
-                raise DataUnavailable(
-                    name, [cached, (source, f"the download failed: {type(err).__name__}: {err}")],
-                    fix=f"check your Kaggle token ({TOKEN_PAGE}) and that you accepted the competition's rules "
-                        f"on {page}, then call again.",
-                ) from err
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)  # one rename: the file is complete or absent
-    return target
+
+    def download(work: Path) -> Path:
+        try:
+            api = KaggleApi()
+            api.authenticate()
+            api.competition_download_file(competition, file_name, path=str(work), quiet=True)
+            return _find_file(work, file_name)
+        except Exception as err:  # HTTP errors, rules not accepted, a bad zip: say which
+            raise DataUnavailable(
+                name, [cached, (source, f"the download failed: {type(err).__name__}: {err}")],
+                fix=f"check your Kaggle token ({TOKEN_PAGE}) and that you accepted the competition's rules "
+                    f"on {page}, then call again.",
+            ) from err
+
+    return install_file_once(name, target, download)
 
 
 def _has_credentials() -> bool:
