@@ -3,6 +3,8 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pytest
+
 from course_utils.checks import FAIL_MARK, PASS_MARK, run_check
 
 
@@ -41,8 +43,8 @@ class Planted:
 
     `answers` builds what the learner would pass to `check` (built lazily, so collecting the tests
     trains nothing); `mentions` is a word the ❌ hint must contain, so the hint points at the mistake.
-    Each tests/test_checks_NN.py lists its mistakes in `PLANTED`; tests/test_planted.py requires two or
-    more per check and runs them all.
+    Each tests/test_checks_NN.py lists its mistakes in `PLANTED` and runs them with `planted_test(PLANTED)`;
+    tests/test_planted.py requires two or more per check and that every module runs all of its list.
     """
 
     exercise: str
@@ -57,3 +59,19 @@ class Planted:
 def rejects(planted: Planted) -> str:
     """Assert that the check rejects the planted mistake with a hint naming it; return the ❌ line."""
     return fails(planted.exercise, *planted.answers(), mentions=planted.mentions)
+
+
+def planted_test(planted: list[Planted]) -> Callable:
+    """The test that runs a chapter's `PLANTED`, for its tests/test_checks_NN.py to hold at module level.
+
+    It lives in the chapter's own module, not in tests/test_planted.py, so that under pytest-xdist's
+    `--dist loadscope` the planted mistakes run in the same worker as the chapter's other check tests and
+    reuse their cached reference answers (04.9's four kernel nets and 04.13's transfer arms were trained
+    twice per run, once in each worker, before).
+    """
+
+    @pytest.mark.parametrize("planted", planted, ids=str)
+    def test_planted_mistake_is_rejected_with_a_hint(planted):
+        rejects(planted)
+
+    return test_planted_mistake_is_rejected_with_a_hint

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import data
-from check_helpers import Planted, fails, passes
+from check_helpers import Planted, fails, passes, planted_test
 
 
 def boom(*args, **kwargs):
@@ -619,7 +619,7 @@ def test_every_check_has_its_mistakes_listed():
 
 
 # ------------------------------------------------------------------------------------------------
-# Planted learner mistakes (run by tests/test_planted.py): each rejected with a hint naming it
+# Planted learner mistakes (run at the end of this module; tests/test_planted.py counts them): each rejected with a hint naming it
 # ------------------------------------------------------------------------------------------------
 
 
@@ -758,3 +758,5 @@ PLANTED = [
     Planted("01.12", "bone range with both ends excluded", lambda: (window_right, _ct_bone_exclusive()),
             mentions="both ends"),
 ]
+
+test_planted_mistake_is_rejected_with_a_hint = planted_test(PLANTED)  # tests/test_planted.py checks it is here

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from check_helpers import Planted, crash, fails, passes, returns_none
+from check_helpers import Planted, crash, fails, passes, planted_test, returns_none
 from course_utils.checks import run_check
 from course_utils.data import thermometer
 
@@ -817,7 +817,7 @@ def test_never_raises_and_keeps_rng(exercise_id):
 
 
 # ----------------------------------------------------------------------------------------------
-# the planted learner mistakes (tests/test_planted.py runs them all)
+# the planted learner mistakes (run at the end of this module; tests/test_planted.py counts them)
 # ----------------------------------------------------------------------------------------------
 
 _Q = _quadratic_answer
@@ -897,3 +897,5 @@ PLANTED = [
     Planted("02.12", "central differences instead of backward passes", lambda: (jacobian_variant(finite=True),),
             mentions="finite-difference"),
 ]
+
+test_planted_mistake_is_rejected_with_a_hint = planted_test(PLANTED)  # tests/test_planted.py checks it is here

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from check_helpers import Planted, crash, fails, passes, returns_none
+from check_helpers import Planted, crash, fails, passes, planted_test, returns_none
 
 
 class Stub:
@@ -869,7 +869,7 @@ def test_03_12_stubs_and_crashes():
 
 # ----------------------------------------------------------------------------------------------
 # Planted learner mistakes: two or more per check, each rejected with a hint that names it
-# (run by tests/test_planted.py)
+# (run at the end of this module; tests/test_planted.py counts them)
 # ----------------------------------------------------------------------------------------------
 
 PLANTED = [
@@ -976,3 +976,5 @@ PLANTED = [
     Planted("03.12", "trained on the test rows, 60 epochs, wider", lambda: _on_test_rows(2, 60, 64), "seen the test set"),
     Planted("03.12", "looks the test prices up", _lookup_test_prices, "seen the test set"),
 ]
+
+test_planted_mistake_is_rejected_with_a_hint = planted_test(PLANTED)  # tests/test_planted.py checks it is here

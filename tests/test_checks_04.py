@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from check_helpers import Planted, crash, fails, passes, returns_none
+from check_helpers import Planted, crash, fails, passes, planted_test, returns_none
 from course_utils.data import fashion_mnist, sky_shapes
 from course_utils.models import ResBlock, conv_bn, tiny_resnet
 from course_utils.pretrained import fmnist8_body
@@ -858,7 +858,7 @@ def transfer_dud_unflagged():
     return report, models, helped, more, [f for f in failed if f != ("fashion", 25, "probe")]
 
 
-# Plausible learner mistakes, each rejected with a hint that names it (tests/test_planted.py runs them) ---------
+# Plausible learner mistakes, each rejected with a hint that names it (run at the end of this module) ---------
 
 PLANTED = [
     Planted("04.1", "no bias added", lambda: (conv_no_bias,), mentions="add the bias"),
@@ -942,3 +942,5 @@ PLANTED = [
             lambda: transfer_with(more=not transfer_answer()[3]), mentions="more_gain_with_fewer_labels"),
     Planted("04.13", "a run at chance not flagged", transfer_dud_unflagged, mentions="chance"),
 ]
+
+test_planted_mistake_is_rejected_with_a_hint = planted_test(PLANTED)  # tests/test_planted.py checks it is here

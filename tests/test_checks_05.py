@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from check_helpers import Planted, crash, fails, passes, returns_none
+from check_helpers import Planted, crash, fails, passes, planted_test, returns_none
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -700,7 +700,7 @@ def test_checks_leave_global_rngs_alone():
     assert torch.equal(torch.get_rng_state(), states[2])
 
 
-# Planted learner mistakes (tests/test_planted.py runs them: each must be rejected with a hint naming it) -------------
+# Planted learner mistakes (run at the end of this module: each must be rejected with a hint naming it) -------------
 
 _X6 = torch.arange(84).view(6, 14)[:, :5]  # the first window of each of the 6 sub-streams of 14 tokens
 _WIDE = torch.arange(90).view(6, 15)[:, :5]
@@ -832,3 +832,5 @@ PLANTED = [
     Planted("05.14", "the state reset at every forward (graph error 'fixed' by forgetting)", lambda: (Stateless, sampler_loader),
             mentions="not carried"),
 ]
+
+test_planted_mistake_is_rejected_with_a_hint = planted_test(PLANTED)  # tests/test_planted.py checks it is here

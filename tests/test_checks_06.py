@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from check_helpers import Planted, crash, fails, passes, returns_none
+from check_helpers import Planted, crash, fails, passes, planted_test, returns_none
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -678,7 +678,7 @@ def test_checks_leave_global_rngs_alone():
     assert torch.equal(torch.get_rng_state(), states[2])
 
 
-# Planted learner mistakes (tests/test_planted.py runs them: each must be rejected with a hint naming it) -------------
+# Planted learner mistakes (run at the end of this module: each must be rejected with a hint naming it) -------------
 
 
 def _planted_split(**flags):
@@ -828,3 +828,5 @@ PLANTED = [
     Planted("06.11", "precision and recall swapped", lambda: (lambda t: (t[0], t[2], t[1], t[3]))(_threshold()), mentions="swapped"),
     Planted("06.11", "a made-up precision", lambda: (lambda t: (t[0], 0.6, t[2], t[3]))(_threshold()), mentions="recomputed"),
 ]
+
+test_planted_mistake_is_rejected_with_a_hint = planted_test(PLANTED)  # tests/test_planted.py checks it is here

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from check_helpers import Planted, crash, fails, passes, returns_none
+from check_helpers import Planted, crash, fails, passes, planted_test, returns_none
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -715,3 +715,5 @@ PLANTED = [
         "course_utils.data", fromlist=["movielens"]).movielens()), mentions="cleaned"),
     Planted("07.11", "the random split called the honest one", lambda: _time_answer(choice="b"), mentions="deployment"),
 ]
+
+test_planted_mistake_is_rejected_with_a_hint = planted_test(PLANTED)  # tests/test_planted.py checks it is here

@@ -3,6 +3,10 @@
 Each tests/test_checks_NN.py lists its mistakes in `PLANTED` (see `check_helpers.Planted`): an
 off-by-one, a missing rescale, the wrong axis or mode, a forbidden shortcut, made-up numbers for an
 experiment. Stubs and crashes are tested beside them but do not count here.
+
+The mistakes run in their chapter's module (`check_helpers.planted_test`), beside the tests that
+train the same reference answers, so that pytest-xdist keeps them in one worker; this module
+counts them and checks that every module runs its whole list.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from check_helpers import Planted, rejects
+from check_helpers import Planted
 from course_utils.checks import exercises_of
 from course_utils.tools import pipeline
 
@@ -46,10 +50,11 @@ def test_planted_mistakes_are_described_and_distinct(chapter):
     assert all(n == 1 for n in names.values()), [k for k, n in names.items() if n > 1]
 
 
-def _all_planted():
-    return [p for chapter in CHAPTERS for p in planted_of(chapter)]
-
-
-@pytest.mark.parametrize("planted", _all_planted(), ids=str)
-def test_planted_mistake_is_rejected_with_a_hint(planted):
-    rejects(planted)
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_planted_mistake_is_run_by_its_chapters_module(chapter):
+    module = importlib.import_module(f"test_checks_{chapter}")
+    test = getattr(module, "test_planted_mistake_is_rejected_with_a_hint", None)
+    assert test is not None, f"test_checks_{chapter}: end it with `test_planted_mistake_is_rejected_with_a_hint = planted_test(PLANTED)`"
+    parametrized = [mark for mark in getattr(test, "pytestmark", []) if mark.name == "parametrize"]
+    assert len(parametrized) == 1 and list(parametrized[0].args[1]) == planted_of(chapter), (
+        f"test_checks_{chapter}'s planted test must run exactly its PLANTED list")
