@@ -19,6 +19,9 @@ from course_utils import data
 from check_helpers import Planted, fails, passes, planted_test
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
+
+
 def boom(*args, **kwargs):
     raise ValueError("learner bug")
 

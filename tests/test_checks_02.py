@@ -21,6 +21,9 @@ from course_utils.checks import run_check
 from course_utils.data import thermometer
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
+
+
 # ----------------------------------------------------------------------------------------------
 # 02.1 a numerical gradient
 # ----------------------------------------------------------------------------------------------

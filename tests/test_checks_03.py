@@ -23,6 +23,9 @@ from torch import nn
 from check_helpers import Planted, crash, fails, passes, planted_test, returns_none
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
+
+
 class Stub:
     """What a stripped class looks like: a body of `...`."""
 

@@ -24,6 +24,9 @@ from course_utils.models import ResBlock, conv_bn, tiny_resnet
 from course_utils.pretrained import fmnist8_body
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
+
+
 # 04.1 / 04.2 ------------------------------------------------------------------------------------
 
 
