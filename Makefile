@@ -41,7 +41,7 @@ data: setup
 
 test: setup data
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope --durations=20 tests chapters/[0-9]*.ipynb \
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder --durations=20 tests chapters/[0-9]*.ipynb \
 		$(NBVAL) --nbval-kernel-name course-cpu
 
 test-gpu: setup data

@@ -9,6 +9,12 @@ closed after it. Notebooks under nbval run in their own kernels and keep their i
 
 Threads: a module that trains inside checks asks for `one_thread`
 (`pytestmark = pytest.mark.usefixtures("one_thread")`), one torch thread as setup() pins in the notebooks.
+
+Order: the longest work is collected first, so that `make test` (pytest-xdist, `--dist loadscope
+--no-loadscope-reorder`) hands it out first and the run ends on short unit tests, with both workers busy
+to the end. xdist's own reorder sends the scopes with the most items first, which left the exercise
+runs (one test each, and the longest tests of the suite) to the end, where one worker could be left
+with two of them.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import pytest
 matplotlib.use("Agg")
 
 _NBVAL_ITEM = re.compile(r"^chapters/(\d\d_[a-z0-9_]+)\.ipynb::")
+_CHECK_TESTS = re.compile(r"^tests/test_checks_\d\d\.py::")
 _times: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 _started = time.monotonic()
 
@@ -46,6 +53,32 @@ def _close_figures():
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None:
         pyplot.close("all")
+
+
+def _scope(nodeid: str) -> str:
+    """pytest-xdist's loadscope unit: the test's class, else its module (a notebook for nbval)."""
+    return nodeid.rsplit("::", 1)[0]
+
+
+def _rank(nodeid: str, slow: bool) -> int:
+    if nodeid.startswith("tests/test_exercise_notebooks.py::"):
+        return 0  # a chapter's exercise notebook and answer key under second numerics: the longest tests
+    if _NBVAL_ITEM.match(nodeid):
+        return 1  # a full notebook under nbval
+    if slow:
+        return 2  # notebooks, servers, the Colab simulation
+    if _CHECK_TESTS.match(nodeid):
+        return 3  # a chapter's check tests and planted mistakes: they train reference answers
+    return 4
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Longest work first (see the module docstring), each scope's items kept together and in order."""
+    ranks: dict[str, int] = {}
+    for item in items:
+        scope = _scope(item.nodeid)
+        ranks[scope] = min(ranks.get(scope, 4), _rank(item.nodeid, item.get_closest_marker("slow") is not None))
+    items.sort(key=lambda item: ranks[_scope(item.nodeid)])  # stable: collection order within a rank
 
 
 def record_notebook_time(request: pytest.FixtureRequest, chapter: str, kind: str, seconds: float) -> None:
