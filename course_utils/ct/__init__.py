@@ -1,0 +1,26 @@
+"""08_ct's project code, after *Deep Learning with PyTorch* part 2 (a module per concern, as in the book's p2chNN).
+
+    mini_luna   make_mini_luna(): a generated LUNA16 with its file contract (.mhd/.raw series, candidates.csv, ...)
+    dsets       getCandidateInfoList, Ct, xyz2irc / irc2xyz, getRawCandidate, LunaDataset
+    model       LunaBlock, LunaModel
+
+Nothing here runs at import time; SimpleITK is imported when a series is read.
+"""
+
+from course_utils.ct.dsets import (
+    CandidateInfoTuple,
+    Ct,
+    LunaDataError,
+    LunaDataset,
+    getCandidateInfoList,
+    getCt,
+    irc2xyz,
+    xyz2irc,
+)
+from course_utils.ct.mini_luna import MiniLunaSummary, irc_to_xyz, make_mini_luna, write_mhd
+from course_utils.ct.model import LunaBlock, LunaModel
+
+__all__ = [
+    "CandidateInfoTuple", "Ct", "LunaBlock", "LunaDataError", "LunaDataset", "LunaModel", "MiniLunaSummary",
+    "getCandidateInfoList", "getCt", "irc2xyz", "irc_to_xyz", "make_mini_luna", "write_mhd", "xyz2irc",
+]
