@@ -100,3 +100,19 @@ def test_luna_model_has_55160_parameters_at_the_cpu_defaults_and_a_two_class_hea
     logits, probs = model(torch.randn(3, 1, 16, 24, 24))
     assert logits.shape == probs.shape == (3, 2) and torch.allclose(probs.sum(1), torch.ones(3))
     assert sum(p.numel() for p in LunaModel(conv_channels=8, crop=(32, 48, 48)).parameters()) == 222_220
+
+
+def test_the_disk_cache_gives_the_series_crops_and_survives_a_new_process_s_memory(root, tmp_path):
+    from course_utils.ct import crop_cache, getCt
+    from course_utils.ct.prepcache import prep_cache
+
+    seen, _ = prep_cache(root, str(tmp_path / "crops"))
+    assert seen == len(getCandidateInfoList(root))
+    crop_cache.cache_clear()
+    getCt.cache_clear()
+    cached = crop_cache(str(tmp_path / "crops"))
+    for c in getCandidateInfoList(root)[:: max(1, seen // 20)]:
+        crop, irc = cached(root, c.series_uid, c.center_xyz, (16, 24, 24))
+        direct, direct_irc = Ct(root, c.series_uid).getRawCandidate(c.center_xyz, (16, 24, 24))
+        assert crop.dtype == np.float32 and np.array_equal(crop, direct) and tuple(irc) == tuple(direct_irc)
+    assert len(cached.cache) == len({(c.series_uid, c.center_xyz) for c in getCandidateInfoList(root)})  # one per place

@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from course_utils.ct import irc_to_xyz, make_mini_luna
+from course_utils.ct import irc2xyz, make_mini_luna
 
 sitk = pytest.importorskip("SimpleITK")
 
@@ -51,7 +51,7 @@ def test_simpleitk_reads_every_series_back_with_its_geometry(tiny):
             assert volume.dtype == np.int16 and volume.shape == (32, 64, 64) and np.array_equal(volume, raw)
             assert np.unique(np.abs(np.diag(np.array(image.GetDirection()).reshape(3, 3)))).tolist() == [1.0]
             for irc in ((0, 0, 0), (31, 10, 63), (5, 40, 7)):
-                ours = irc_to_xyz(irc, image.GetOrigin(), image.GetSpacing(), np.array(image.GetDirection()).reshape(3, 3))
+                ours = irc2xyz(irc, image.GetOrigin(), image.GetSpacing(), np.array(image.GetDirection()).reshape(3, 3))
                 theirs = image.TransformIndexToPhysicalPoint(tuple(int(v) for v in irc[::-1]))
                 assert np.allclose(ours, theirs, atol=1e-9)
 

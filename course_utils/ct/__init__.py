@@ -1,7 +1,9 @@
 """08_ct's project code, after *Deep Learning with PyTorch* part 2 (a module per concern, as in the book's p2chNN).
 
     mini_luna   make_mini_luna(): a generated LUNA16 with its file contract (.mhd/.raw series, candidates.csv, ...)
-    dsets       getCandidateInfoList, Ct, xyz2irc / irc2xyz, getRawCandidate, LunaDataset
+    dsets       getCandidateInfoList, Ct, xyz2irc / irc2xyz, getRawCandidate, crop_cache (diskcache), LunaDataset
+    prepcache   prep_cache(): fill the crop cache once (also `python -m course_utils.ct.prepcache`)
+    training    LunaTrainingApp: the CLI training application, TensorBoard, checkpoints, DDP under torchrun
     model       LunaBlock, LunaModel
 
 Nothing here runs at import time; SimpleITK is imported when a series is read.
@@ -12,15 +14,16 @@ from course_utils.ct.dsets import (
     Ct,
     LunaDataError,
     LunaDataset,
+    crop_cache,
     getCandidateInfoList,
     getCt,
     irc2xyz,
     xyz2irc,
 )
-from course_utils.ct.mini_luna import MiniLunaSummary, irc_to_xyz, make_mini_luna, write_mhd
+from course_utils.ct.mini_luna import MiniLunaSummary, make_mini_luna, write_mhd
 from course_utils.ct.model import LunaBlock, LunaModel
 
 __all__ = [
     "CandidateInfoTuple", "Ct", "LunaBlock", "LunaDataError", "LunaDataset", "LunaModel", "MiniLunaSummary",
-    "getCandidateInfoList", "getCt", "irc2xyz", "irc_to_xyz", "make_mini_luna", "write_mhd", "xyz2irc",
+    "crop_cache", "getCandidateInfoList", "getCt", "irc2xyz", "make_mini_luna", "write_mhd", "xyz2irc",
 ]

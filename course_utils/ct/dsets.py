@@ -20,7 +20,8 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = [
-    "CandidateInfoTuple", "Ct", "LunaDataset", "LunaDataError", "getCandidateInfoList", "getCt", "irc2xyz", "xyz2irc",
+    "CROP_VERSION", "CandidateInfoTuple", "Ct", "LunaDataset", "LunaDataError", "crop_cache", "getCandidateInfoList",
+    "getCt", "getCtRawCandidate", "irc2xyz", "xyz2irc",
 ]
 
 CandidateInfoTuple = namedtuple("CandidateInfoTuple", "isNodule_bool, hasAnnotation_bool, diameter_mm, series_uid, center_xyz")
@@ -30,6 +31,8 @@ XyzTuple = namedtuple("XyzTuple", "x, y, z")
 CANDIDATE_COLUMNS = ["seriesuid", "coordX", "coordY", "coordZ", "class"]
 ANNOTATION_COLUMNS = ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"]
 HU_CLIP = (-1000.0, 1000.0)
+# Part of every disk-cache key: bump it when getRawCandidate or the HU clipping changes, and old crops are never read.
+CROP_VERSION = 1
 
 
 class LunaDataError(ValueError):
@@ -141,20 +144,52 @@ def getCt(data_root: str, series_uid: str) -> Ct:
     return Ct(data_root, series_uid)
 
 
+def getCtRawCandidate(data_root: str, series_uid: str, center_xyz, width_irc) -> tuple[np.ndarray, IrcTuple]:
+    """One crop straight from its series (through `getCt`'s one-series memory cache)."""
+    return getCt(data_root, series_uid).getRawCandidate(center_xyz, width_irc)
+
+
+@functools.lru_cache(maxsize=None)
+def crop_cache(directory: str):
+    """A crop function backed by `diskcache` in `directory`: (data_root, uid, center_xyz, width_irc) -> (crop, irc).
+
+    The book's `raw_cache.memoize(typed=True)`. Crops are stored as int16 (HU are whole numbers; 18 KB for
+    16 x 24 x 24) and keyed on the data root, the series, the centre, the width and CROP_VERSION. Keep the
+    directory on a local disk: SQLite, which diskcache uses, corrupts on network file systems.
+    """
+    import diskcache
+
+    cache = diskcache.Cache(directory)
+
+    @cache.memoize(typed=True)
+    def cached(version, data_root, series_uid, center_xyz, width_irc):
+        crop, center_irc = getCtRawCandidate(data_root, series_uid, center_xyz, width_irc)
+        return crop.astype(np.int16), tuple(center_irc)
+
+    def crop_fn(data_root, series_uid, center_xyz, width_irc):
+        crop, center_irc = cached(CROP_VERSION, str(data_root), series_uid, tuple(center_xyz), tuple(width_irc))
+        return crop.astype(np.float32), IrcTuple(*center_irc)
+
+    crop_fn.cache = cache
+    return crop_fn
+
+
 class LunaDataset(Dataset):
     """(crop 1 x D x H x W float32, label, series_uid, center_irc) per candidate. Used in 08_ct.
 
     Validation takes every `val_stride`-th candidate (`split="candidate"`, the book's split, which leaks
     series and nodules across the two sides) or every `val_stride`-th series of the sorted uids
     (`split="series"`). `ratio_int` > 0 balances training: every (ratio_int + 1)-th sample is a positive.
-    `epoch_len` fixes the length of a balanced epoch. `crop_fn(data_root, series_uid, center_xyz, width_irc)`
-    returns (crop, center_irc); the default reads the series through `getCt`.
+    `epoch_len` fixes the length of a balanced epoch. Crops come from `crop_fn(data_root, series_uid,
+    center_xyz, width_irc)` -> (crop, center_irc); by default from the disk cache in `cache_dir` when one is
+    given (`crop_cache`), else straight from the series.
     """
 
     def __init__(self, data_root: str, val_stride: int = 0, isValSet_bool: bool | None = None, split: str = "candidate",
-                 ratio_int: int = 0, width_irc=(16, 24, 24), epoch_len: int | None = None, crop_fn=None):
+                 ratio_int: int = 0, width_irc=(16, 24, 24), epoch_len: int | None = None, crop_fn=None,
+                 cache_dir: str | None = None):
         self.data_root, self.width_irc, self.ratio_int, self.epoch_len = data_root, tuple(width_irc), ratio_int, epoch_len
-        self.crop_fn = crop_fn or (lambda root, uid, xyz, width: getCt(root, uid).getRawCandidate(xyz, width))
+        self.crop_fn = crop_fn or (crop_cache(str(cache_dir)) if cache_dir else getCtRawCandidate)
         candidates = list(getCandidateInfoList(data_root))
         if val_stride:
             if split == "series":

@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["MiniLunaSummary", "SERIES_UID_PREFIX", "irc_to_xyz", "make_mini_luna", "write_mhd"]
+from course_utils.ct.dsets import irc2xyz
+
+__all__ = ["MiniLunaSummary", "SERIES_UID_PREFIX", "make_mini_luna", "write_mhd"]
 
 SERIES_UID_PREFIX = "1.3.6.1.4.1.14519.5.2.1.6279.6001."
 AIR, BODY, LUNG, SPINE, RIM = -1000.0, 40.0, -850.0, 700.0, -2048.0
@@ -44,12 +46,6 @@ class MiniLunaSummary:
     annotated: int = 0
     positive_rows: int = 0
     negative_rows: int = 0
-
-
-def irc_to_xyz(irc, origin_xyz, spacing_xyz, direction) -> np.ndarray:
-    """Patient coordinates (mm) of array index (index, row, col): origin + direction @ (cri * spacing)."""
-    cri = np.asarray(irc, dtype=np.float64)[..., ::-1]
-    return np.asarray(origin_xyz) + (cri * np.asarray(spacing_xyz)) @ np.asarray(direction).T
 
 
 def write_mhd(mhd: Path, volume_zyx: np.ndarray, origin_xyz, spacing_xyz, direction) -> None:
@@ -215,7 +211,7 @@ def make_mini_luna(root: Path, n_series: int = 24, n_subsets: int = 4, seed: int
         folder.mkdir(parents=True, exist_ok=True)
         write_mhd(folder / f"{series.uid}.mhd", series.volume, series.origin, series.spacing, series.direction)
         summary.series.setdefault(subset, []).append(series.uid)
-        to_xyz = lambda irc: irc_to_xyz(irc, series.origin, series.spacing, series.direction)  # noqa: E731
+        to_xyz = lambda irc: np.array(irc2xyz(irc, series.origin, series.spacing, series.direction))  # noqa: E731
         positives = 0
         for centre, diameter in series.nodules:
             summary.nodules += 1

@@ -103,6 +103,8 @@ class LunaTrainingApp:
         parser.add_argument("--val-stride", type=int, default=10)
         parser.add_argument("--channels", type=int, default=4)
         parser.add_argument("--crop", type=int, nargs=3, default=(16, 24, 24), metavar=("D", "H", "W"))
+        parser.add_argument("--cache-dir", default=None,
+                            help="a disk cache of crops (fill it with python -m course_utils.ct.prepcache)")
         parser.add_argument("--runs-dir", default="runs", help="where TensorBoard logs and checkpoints go")
         parser.add_argument("--tb-prefix", default="luna")
         parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -149,7 +151,8 @@ class LunaTrainingApp:
     def initTrainDl(self) -> DataLoader:
         args = self.args
         self.train_ds = LunaDataset(args.data_root, val_stride=args.val_stride, isValSet_bool=False, split=args.split,
-                                    ratio_int=args.balanced, width_irc=args.crop, epoch_len=args.epoch_len)
+                                    ratio_int=args.balanced, width_irc=args.crop, epoch_len=args.epoch_len,
+                                    cache_dir=args.cache_dir)
         per_process = math.ceil(args.epoch_len / self.world_size)
         self.sample_generator = torch.Generator().manual_seed(args.seed * 1000 + self.rank)
         if args.balanced:  # the dataset interleaves; each process reads its own stride of it
@@ -161,7 +164,7 @@ class LunaTrainingApp:
     def initValDl(self) -> DataLoader:
         args = self.args
         self.val_ds = LunaDataset(args.data_root, val_stride=args.val_stride, isValSet_bool=True, split=args.split,
-                                  width_irc=args.crop)
+                                  width_irc=args.crop, cache_dir=args.cache_dir)
         shard = Subset(self.val_ds, list(range(self.rank, len(self.val_ds), self.world_size)))  # no padding
         return DataLoader(shard, batch_size=args.batch_size, num_workers=args.num_workers)
 
