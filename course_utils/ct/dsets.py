@@ -182,13 +182,16 @@ class LunaDataset(Dataset):
     (`split="series"`). `ratio_int` > 0 balances training: every (ratio_int + 1)-th sample is a positive.
     `epoch_len` fixes the length of a balanced epoch. Crops come from `crop_fn(data_root, series_uid,
     center_xyz, width_irc)` -> (crop, center_irc); by default from the disk cache in `cache_dir` when one is
-    given (`crop_cache`), else straight from the series.
+    given (`crop_cache`), else straight from the series. `augmentation_dict` (see `course_utils.ct.augment`)
+    turns on random augmentation; sample `ndx` then draws from a generator seeded with (seed, epoch, ndx)
+    (`set_epoch` before each epoch), so a run repeats exactly whatever the number of DataLoader workers.
     """
 
     def __init__(self, data_root: str, val_stride: int = 0, isValSet_bool: bool | None = None, split: str = "candidate",
                  ratio_int: int = 0, width_irc=(16, 24, 24), epoch_len: int | None = None, crop_fn=None,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, augmentation_dict: dict | None = None, seed: int = 0):
         self.data_root, self.width_irc, self.ratio_int, self.epoch_len = data_root, tuple(width_irc), ratio_int, epoch_len
+        self.augmentation_dict, self.seed, self.epoch = augmentation_dict or {}, seed, 0
         self.crop_fn = crop_fn or (crop_cache(str(cache_dir)) if cache_dir else getCtRawCandidate)
         candidates = list(getCandidateInfoList(data_root))
         if val_stride:
@@ -208,6 +211,10 @@ class LunaDataset(Dataset):
         self.candidateInfo_list = candidates
         self.pos_list = [c for c in candidates if c.isNodule_bool]
         self.neg_list = [c for c in candidates if not c.isNodule_bool]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Which epoch is read next: it seeds the augmentation draws."""
+        self.epoch = epoch
 
     def shuffleSamples(self, generator: np.random.Generator) -> None:
         """Reshuffle the positives and negatives (call once per epoch with a seeded generator)."""
@@ -232,5 +239,10 @@ class LunaDataset(Dataset):
         crop, center_irc = self.crop_fn(self.data_root, candidateInfo_tup.series_uid, candidateInfo_tup.center_xyz,
                                         self.width_irc)
         crop_t = torch.from_numpy(np.asarray(crop, dtype=np.float32)).unsqueeze(0)
+        if self.augmentation_dict:
+            from course_utils.ct.augment import augment_crop
+
+            generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, ndx)) % 2**63)
+            crop_t = augment_crop(crop_t, self.augmentation_dict, generator)
         label_t = torch.tensor(int(candidateInfo_tup.isNodule_bool), dtype=torch.long)
         return crop_t, label_t, candidateInfo_tup.series_uid, torch.tensor(center_irc)

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler, Subset
 
+from course_utils.ct.augment import AUGMENTATIONS
 from course_utils.ct.dsets import LunaDataset
 from course_utils.ct.model import LunaModel
 
@@ -98,6 +99,12 @@ class LunaTrainingApp:
                             help="sgd is the book's SGD(momentum 0.99); it swings at this data size")
         parser.add_argument("--balanced", type=int, default=0, metavar="RATIO",
                             help="one positive per RATIO negatives in training (0: as the data come)")
+        parser.add_argument("--augmented", action="store_true", help="all five augmentations at the book's sizes")
+        parser.add_argument("--augment-flip", action="store_true")
+        parser.add_argument("--augment-offset", action="store_true", help="shift up to 0.1 of the crop per axis")
+        parser.add_argument("--augment-scale", action="store_true", help="scale by 1 +- 0.2 per axis")
+        parser.add_argument("--augment-rotate", action="store_true", help="about the head-foot axis")
+        parser.add_argument("--augment-noise", action="store_true", help="Gaussian noise, sigma 25 HU")
         parser.add_argument("--split", choices=("candidate", "series"), default="candidate",
                             help="validation: every --val-stride-th candidate (leaks) or series")
         parser.add_argument("--val-stride", type=int, default=10)
@@ -117,6 +124,8 @@ class LunaTrainingApp:
         self.args = parser.parse_args(self.argv)
         if not self.args.data_root:
             parser.error("--data-root (or $LUNA_ROOT) is required")
+        self.augmentation_dict = {name: value for name, value in AUGMENTATIONS.items()
+                                  if self.args.augmented or getattr(self.args, f"augment_{name}")}
         self.time_str = datetime.datetime.now().strftime("%Y-%m-%d_%H.%M.%S")
         self.rank, self.world_size = 0, 1
         self.totalTrainingSamples_count = 0
@@ -152,7 +161,7 @@ class LunaTrainingApp:
         args = self.args
         self.train_ds = LunaDataset(args.data_root, val_stride=args.val_stride, isValSet_bool=False, split=args.split,
                                     ratio_int=args.balanced, width_irc=args.crop, epoch_len=args.epoch_len,
-                                    cache_dir=args.cache_dir)
+                                    cache_dir=args.cache_dir, augmentation_dict=self.augmentation_dict, seed=args.seed)
         per_process = math.ceil(args.epoch_len / self.world_size)
         self.sample_generator = torch.Generator().manual_seed(args.seed * 1000 + self.rank)
         if args.balanced:  # the dataset interleaves; each process reads its own stride of it
@@ -185,6 +194,7 @@ class LunaTrainingApp:
         train_dl, val_dl = self.initTrainDl(), self.initValDl()
         best_f1, summary = -1.0, {}
         for epoch_ndx in range(1, self.args.epochs + 1):
+            self.train_ds.set_epoch(epoch_ndx)
             if self.args.balanced:
                 self.train_ds.shuffleSamples(np.random.default_rng(self.args.seed * 1000 + epoch_ndx))
             trn_metrics = self.doTraining(epoch_ndx, train_dl)
