@@ -32,7 +32,7 @@ def digest(root):
 def test_the_files_are_luna_s(tiny):
     root = tiny.root
     assert sorted(p.name for p in root.iterdir()) == ["annotations.csv", "annotations_with_malignancy.csv",
-                                                      "candidates.csv", "subset0", "subset1"]
+                                                      "candidates.csv", "mini_luna_nodules.csv", "subset0", "subset1"]
     assert list(rows(root / "candidates.csv")[0]) == ["seriesuid", "coordX", "coordY", "coordZ", "class"]
     assert list(rows(root / "annotations.csv")[0]) == ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"]
     assert list(rows(root / "annotations_with_malignancy.csv")[0])[-1] == "mal_bool"
@@ -78,6 +78,25 @@ def test_counts_ratio_and_annotations(tiny):
     assert sum(r["class"] == "0" for r in candidates) == tiny.negative_rows == 40 * tiny.positive_rows
     assert len(rows(tiny.root / "annotations.csv")) == tiny.annotated <= tiny.nodules
     assert {r["mal_bool"] for r in rows(tiny.root / "annotations_with_malignancy.csv")} <= {"True", "False"}
+
+
+def test_the_nodule_list_is_the_truth_behind_the_annotations(tiny):
+    nodules = rows(tiny.root / "mini_luna_nodules.csv")
+    assert list(nodules[0]) == ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm", "annotated", "touches_wall"]
+    assert len(nodules) == tiny.nodules and {r["annotated"] for r in nodules} <= {"True", "False"}
+    annotated = [[r[k] for k in ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")] for r in nodules
+                 if r["annotated"] == "True"]
+    assert annotated == [list(r.values()) for r in rows(tiny.root / "annotations.csv")]
+
+
+def test_luna_s_files_are_unchanged_by_the_extra_nodule_list(tiny):
+    """The bytes of every LUNA file for seed 3 as written before mini_luna_nodules.csv existed."""
+    digest = hashlib.sha256()
+    for path in sorted(tiny.root.rglob("*")):
+        if path.is_file() and path.name != "mini_luna_nodules.csv":
+            digest.update(path.relative_to(tiny.root).as_posix().encode())
+            digest.update(path.read_bytes())
+    assert digest.hexdigest() == "f177b5173b889bd41c99a936096b13ddeb3694d46a837f0fdc86591a0dc79fc2"
 
 
 def test_the_same_seed_writes_the_same_bytes(tmp_path, tiny):

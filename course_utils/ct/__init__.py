@@ -5,6 +5,8 @@
     prepcache   prep_cache(): fill the crop cache once (also `python -m course_utils.ct.prepcache`)
     training    LunaTrainingApp: the CLI training application, TensorBoard, checkpoints, DDP under torchrun
     model       LunaBlock, LunaModel
+    segment     truth and heuristic masks, UNet2d, Dice losses, train_segmenter, one series end to end (Part C)
+    evaluate    predictions, ROC/PR curves and AUC from scratch, the HU baseline, threshold tables, TensorBoard scalars read back
 
 Nothing here runs at import time; SimpleITK is imported when a series is read.
 """

@@ -4,7 +4,9 @@ LUNA16 (888 CTs, about 220 GB with its candidates) has no offline source, so 08_
 stand-in whose files are those of LUNA: `subsetN/<seriesuid>.mhd` + `.raw` (MetaImage, int16 HU, little
 endian), `candidates.csv` (seriesuid, coordX, coordY, coordZ, class), `annotations.csv` (..., diameter_mm)
 and `annotations_with_malignancy.csv` (..., mal_bool). Code written for it runs unchanged on the real
-data (LUNA_ROOT).
+data (LUNA_ROOT). One extra file, which LUNA does not have, holds the ground truth for segmentation:
+`mini_luna_nodules.csv` (seriesuid, coordX, coordY, coordZ, diameter_mm, annotated, touches_wall) lists
+every painted sphere, the unannotated ones too (`course_utils.ct.segment.nodule_mask` rasterises it).
 
 What a series holds, in Hounsfield units: air (-1000) around an elliptical body (+40), two lung
 ellipsoids (-850), a spine disc (+700), and in a third of the series an out-of-field-of-view rim
@@ -28,12 +30,17 @@ from scipy import ndimage
 
 from course_utils.ct.dsets import irc2xyz
 
-__all__ = ["MiniLunaSummary", "SERIES_UID_PREFIX", "make_mini_luna", "write_mhd"]
+__all__ = [
+    "MiniLunaSummary", "NODULE_COLUMNS", "NODULES_CSV", "SERIES_UID_PREFIX", "build_mini_luna", "make_mini_luna",
+    "write_mhd",
+]
 
 SERIES_UID_PREFIX = "1.3.6.1.4.1.14519.5.2.1.6279.6001."
 AIR, BODY, LUNG, SPINE, RIM = -1000.0, 40.0, -850.0, 700.0, -2048.0
 EDGE_MM = 0.6  # width of the sigmoid edge of vessels and nodules
 NOISE_HU = 25.0
+NODULES_CSV = "mini_luna_nodules.csv"  # not part of LUNA: every nodule, for ground-truth masks
+NODULE_COLUMNS = ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm", "annotated", "touches_wall"]
 
 
 @dataclass
@@ -90,6 +97,7 @@ class _Series:
     nodules: list[tuple[np.ndarray, float]]  # (centre irc as floats, diameter mm)
     vessel_points: np.ndarray  # (n, 3) irc floats along the vessels
     lung_mask: np.ndarray
+    touches_wall: list[bool]  # one per nodule: placed in the band at the lung wall
 
 
 def _series(rng: np.random.Generator, shape: tuple[int, int, int], flip_x: bool, rim: bool, n_nodules: int,
@@ -125,7 +133,7 @@ def _series(rng: np.random.Generator, shape: tuple[int, int, int], flip_x: bool,
         for point in points:
             _paint_sphere(hu, grid_mm, point * spacing[::-1], radius, level, inside=lung)
         vessel_points.append(points)
-    nodules = []
+    nodules, touches_wall = [], []
     for _ in range(200):
         if len(nodules) == n_nodules:
             break
@@ -143,13 +151,15 @@ def _series(rng: np.random.Generator, shape: tuple[int, int, int], flip_x: bool,
             continue
         _paint_sphere(hu, grid_mm, centre_mm, radius, rng.uniform(0.0, 100.0))
         nodules.append((centre, diameter))
+        touches_wall.append(touching)
     if rim:
         radial = np.sqrt(x ** 2 + y ** 2) > 0.5 * min(width, height)
         hu[np.broadcast_to(radial, shape)] = RIM
     noisy = hu + rng.normal(0.0, NOISE_HU, shape)
     volume = np.clip(np.rint(noisy), -32768, 32767).astype(np.int16)
     uid = SERIES_UID_PREFIX + "".join(str(d) for d in rng.integers(0, 10, 30))
-    return _Series(uid, volume, origin, spacing, direction, nodules, np.concatenate(vessel_points), lung)
+    return _Series(uid, volume, origin, spacing, direction, nodules, np.concatenate(vessel_points), lung,
+                   touches_wall)
 
 
 def _random_walk(rng, lung, depth_in_lung, spacing) -> np.ndarray:
@@ -189,7 +199,7 @@ def _paint_sphere(hu, grid_mm, centre_mm, radius, level, inside=None) -> None:
 
 def make_mini_luna(root: Path, n_series: int = 24, n_subsets: int = 4, seed: int = 0, negative_ratio: int = 40,
                    tiny: bool = False) -> MiniLunaSummary:
-    """Write a mini-LUNA under `root` (subsetN folders and the three CSV files); return what it wrote. Used in 08_ct.
+    """Write a mini-LUNA under `root` (subsetN folders, LUNA's three CSV files and NODULES_CSV). Used in 08_ct.
 
     24 series of 40-56 x 96-128 x 96-128 voxels in 4 subsets by default (about 25 MB), one of them with a
     flipped x axis; `tiny=True` writes 2 series of 32 x 64 x 64 (under 1 MB) for unit tests. About
@@ -200,7 +210,7 @@ def make_mini_luna(root: Path, n_series: int = 24, n_subsets: int = 4, seed: int
     if tiny:
         n_series, n_subsets = 2, 2
     summary = MiniLunaSummary(root)
-    candidates, annotations = [], []
+    candidates, annotations, nodules = [], [], []
     flipped = int(rng.integers(n_series))
     for k in range(n_series):
         shape = (32, 64, 64) if tiny else (int(rng.integers(40, 57)),) + (int(rng.integers(96, 129)),) * 2
@@ -213,12 +223,14 @@ def make_mini_luna(root: Path, n_series: int = 24, n_subsets: int = 4, seed: int
         summary.series.setdefault(subset, []).append(series.uid)
         to_xyz = lambda irc: np.array(irc2xyz(irc, series.origin, series.spacing, series.direction))  # noqa: E731
         positives = 0
-        for centre, diameter in series.nodules:
+        for (centre, diameter), touching in zip(series.nodules, series.touches_wall):
             summary.nodules += 1
             xyz = to_xyz(centre)
-            if rng.random() >= 0.1:
+            annotated = bool(rng.random() >= 0.1)
+            if annotated:
                 annotations.append((series.uid, *xyz, diameter, bool(rng.random() < 1 / (1 + np.exp(-(diameter - 9) / 2)))))
                 summary.annotated += 1
+            nodules.append((series.uid, *xyz, diameter, annotated, touching))
             for _ in range(int(rng.integers(1, 3))):
                 candidates.append((series.uid, *(xyz + rng.uniform(-diameter / 8, diameter / 8, 3)), 1))
                 positives += 1
@@ -233,7 +245,14 @@ def make_mini_luna(root: Path, n_series: int = 24, n_subsets: int = 4, seed: int
     _write_csv(root / "annotations_with_malignancy.csv",
                ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm", "mal_bool"],
                sorted(annotations, key=lambda row: row[0]))
+    _write_csv(root / NODULES_CSV, NODULE_COLUMNS, sorted(nodules, key=lambda row: row[0]))
     return summary
+
+
+
+def build_mini_luna(arguments: dict, out: Path) -> None:
+    """`course data`'s builder of the registry's mini_luna: `make_mini_luna(out / "mini_luna", **arguments)`. Used in 08_ct."""
+    make_mini_luna(Path(out) / "mini_luna", **arguments)
 
 
 def _negative_points(rng, series: _Series, count: int) -> list[np.ndarray]:

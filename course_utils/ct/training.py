@@ -39,7 +39,7 @@ from course_utils.ct.augment import AUGMENTATIONS
 from course_utils.ct.dsets import LunaDataset
 from course_utils.ct.model import LunaModel
 
-__all__ = ["LunaTrainingApp", "METRICS_SIZE", "SUMMARY_PREFIX", "classification_metrics", "main", "metric_sums",
+__all__ = ["LunaTrainingApp", "METRICS_SIZE", "SUMMARY_PREFIX", "classification_metrics", "f_beta", "main", "metric_sums",
            "metrics_from_sums"]
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,14 @@ def metric_sums(metrics_t: torch.Tensor, threshold: float = 0.5) -> torch.Tensor
                         loss.sum(), loss[label].sum(), loss[~label].sum()]).double()
 
 
+def f_beta(precision: float, recall: float, beta: float) -> float:
+    """(1 + b^2) P R / (b^2 P + R): recall counts beta times as much as precision; 0.0 when both are 0."""
+    denominator = beta**2 * precision + recall
+    return (1 + beta**2) * precision * recall / denominator if denominator else 0.0
+
+
 def metrics_from_sums(sums_t: torch.Tensor) -> dict[str, float]:
-    """Loss per class, % correct, precision, recall and F1 from `metric_sums`; 0.0 where a count is 0."""
+    """Loss per class, % correct, precision, recall, F1 and F2 from `metric_sums`; 0.0 where a count is 0."""
     def ratio(a, b):
         return a / b if b else 0.0
 
@@ -72,7 +78,8 @@ def metrics_from_sums(sums_t: torch.Tensor) -> dict[str, float]:
         "loss/all": ratio(loss_all, pos + neg), "loss/pos": ratio(loss_pos, pos), "loss/neg": ratio(loss_neg, neg),
         "correct/all": 100 * ratio(tp + tn, pos + neg), "correct/pos": 100 * ratio(tp, pos),
         "correct/neg": 100 * ratio(tn, neg),
-        "pr/precision": precision, "pr/recall": recall, "pr/f1_score": ratio(2 * precision * recall, precision + recall),
+        "pr/precision": precision, "pr/recall": recall, "pr/f1_score": f_beta(precision, recall, 1.0),
+        "pr/f2_score": f_beta(precision, recall, 2.0),
         "count/pos": pos, "count/neg": neg, "count/tp": tp,
     }
 
