@@ -57,7 +57,6 @@ COLAB_RUNTIME = {
         "ipykernel": "7.4.0",
         "ipywidgets": "8.1.9",
         "tensorboard": "2.21.0",
-        "cloudpickle": "3.1.3",
     },
 }
 

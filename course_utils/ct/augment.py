@@ -20,7 +20,7 @@ AUGMENTATIONS = {"flip": True, "offset": 0.1, "scale": 0.2, "rotate": True, "noi
 
 
 def augmentation_matrix(augmentation: dict, generator: torch.Generator) -> torch.Tensor:
-    """A random (4, 4) float64 affine matrix for the augmentations named in `augmentation`."""
+    """A random (4, 4) float64 affine matrix for the augmentations named in `augmentation`. Used in 08_ct."""
     def uniform():  # in [-1, 1)
         return float(torch.rand((), generator=generator, dtype=torch.float64)) * 2 - 1
 
@@ -41,7 +41,7 @@ def augmentation_matrix(augmentation: dict, generator: torch.Generator) -> torch
 
 
 def augment_crop(crop: torch.Tensor, augmentation: dict, generator: torch.Generator) -> torch.Tensor:
-    """Resample a (C, D, H, W) crop through `augmentation_matrix`, then add N(0, noise) HU."""
+    """Resample a (C, D, H, W) crop through `augmentation_matrix`, then add N(0, noise) HU. Used in 08_ct."""
     transform = augmentation_matrix(augmentation, generator)
     grid = F.affine_grid(transform[:3].unsqueeze(0).float(), [1, *crop.shape], align_corners=False)
     out = F.grid_sample(crop.unsqueeze(0).float(), grid, padding_mode="border", align_corners=False)[0]

@@ -27,6 +27,9 @@ __all__ = [
 CandidateInfoTuple = namedtuple("CandidateInfoTuple", "isNodule_bool, hasAnnotation_bool, diameter_mm, series_uid, center_xyz")
 IrcTuple = namedtuple("IrcTuple", "index, row, col")
 XyzTuple = namedtuple("XyzTuple", "x, y, z")
+CandidateInfoTuple.__doc__ = "One row of candidates.csv with its joined diameter (the book's ch. 10 names). Used in 08_ct."
+IrcTuple.__doc__ = "Array indices: (index, row, col) = (z, y, x) order. Used in 08_ct."
+XyzTuple.__doc__ = "Patient coordinates in millimetres. Used in 08_ct."
 
 CANDIDATE_COLUMNS = ["seriesuid", "coordX", "coordY", "coordZ", "class"]
 ANNOTATION_COLUMNS = ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"]
@@ -36,11 +39,13 @@ CROP_VERSION = 1
 
 
 class LunaDataError(ValueError):
-    """A LUNA folder that breaks the file contract; the message names the path and the fix."""
+    """A LUNA folder that breaks the file contract; the message names the path and the fix. Used in 08_ct."""
 
 
 def xyz2irc(coord_xyz, origin_xyz, vxSize_xyz, direction_a) -> IrcTuple:
-    """Patient coordinates (mm) -> array indices (index, row, col), rounded: undo the origin, the direction, the spacing."""
+    """Patient coordinates (mm) -> array indices (index, row, col), rounded: undo the origin, the direction, the spacing.
+
+    Used in 08_ct."""
     origin_a, vxSize_a = np.array(origin_xyz), np.array(vxSize_xyz)
     cri_a = ((np.array(coord_xyz) - origin_a) @ np.linalg.inv(direction_a).T) / vxSize_a
     cri_a = np.round(cri_a)
@@ -48,7 +53,9 @@ def xyz2irc(coord_xyz, origin_xyz, vxSize_xyz, direction_a) -> IrcTuple:
 
 
 def irc2xyz(coord_irc, origin_xyz, vxSize_xyz, direction_a) -> XyzTuple:
-    """Array indices (index, row, col) -> patient coordinates (mm): flip to (col, row, index), scale, rotate, shift."""
+    """Array indices (index, row, col) -> patient coordinates (mm): flip to (col, row, index), scale, rotate, shift.
+
+    Used in 08_ct."""
     cri_a = np.array(coord_irc, dtype=np.float64)[::-1]
     coords_xyz = (np.array(direction_a) @ (cri_a * np.array(vxSize_xyz))) + np.array(origin_xyz)
     return XyzTuple(*coords_xyz)
@@ -104,7 +111,9 @@ def getCandidateInfoList(data_root: str, requireOnDisk_bool: bool = True) -> lis
 
 
 class Ct:
-    """One CT series: HU clipped to [-1000, 1000] as float32 (index, row, col), and its geometry (x, y, z)."""
+    """One CT series: HU clipped to [-1000, 1000] as float32 (index, row, col), and its geometry (x, y, z).
+
+    Used in 08_ct."""
 
     def __init__(self, data_root: str, series_uid: str):
         import SimpleITK as sitk  # a heavy import, only when a series is read
@@ -145,7 +154,7 @@ def getCt(data_root: str, series_uid: str) -> Ct:
 
 
 def getCtRawCandidate(data_root: str, series_uid: str, center_xyz, width_irc) -> tuple[np.ndarray, IrcTuple]:
-    """One crop straight from its series (through `getCt`'s one-series memory cache)."""
+    """One crop straight from its series (through `getCt`'s one-series memory cache). Used in 08_ct."""
     return getCt(data_root, series_uid).getRawCandidate(center_xyz, width_irc)
 
 

@@ -45,7 +45,7 @@ NODULE_COLUMNS = ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm", "ann
 
 @dataclass
 class MiniLunaSummary:
-    """What `make_mini_luna` wrote: series per subset and the row counts of the three CSV files."""
+    """What `make_mini_luna` wrote: series per subset and the row counts of the three CSV files. Used in 08_ct."""
 
     root: Path
     series: dict[str, list[str]] = field(default_factory=dict)  # subset folder -> series uids
@@ -60,6 +60,7 @@ def write_mhd(mhd: Path, volume_zyx: np.ndarray, origin_xyz, spacing_xyz, direct
 
     The header is LUNA's: DimSize and ElementSpacing in x y z order while the array is z y x, the
     direction cosines row by row in TransformMatrix. SimpleITK reads it back bit-exact.
+    Used in 08_ct.
     """
     raw = mhd.with_suffix(".raw")
     nz, ny, nx = volume_zyx.shape

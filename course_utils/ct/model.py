@@ -16,7 +16,9 @@ __all__ = ["LunaBlock", "LunaModel"]
 
 
 class LunaBlock(nn.Module):
-    """Conv3d k3 p1 + ReLU, twice, then MaxPool3d(2): doubles the receptive field's reach, halves each side."""
+    """Conv3d k3 p1 + ReLU, twice, then MaxPool3d(2): doubles the receptive field's reach, halves each side.
+
+    Used in 08_ct."""
 
     def __init__(self, in_channels: int, conv_channels: int):
         super().__init__()
@@ -31,7 +33,7 @@ class LunaBlock(nn.Module):
 
 
 class LunaModel(nn.Module):
-    """(N, 1, D, H, W) HU crops -> (logits (N, 2), probabilities (N, 2))."""
+    """(N, 1, D, H, W) HU crops -> (logits (N, 2), probabilities (N, 2)). Used in 08_ct."""
 
     def __init__(self, in_channels: int = 1, conv_channels: int = 4, crop=(16, 24, 24)):
         super().__init__()

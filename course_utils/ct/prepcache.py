@@ -22,7 +22,7 @@ __all__ = ["main", "prep_cache"]
 
 def prep_cache(data_root: str, cache_dir: str, width_irc=(16, 24, 24), batch_size: int = 256,
                num_workers: int = 0) -> tuple[int, float]:
-    """Read every candidate's crop through the disk cache in `cache_dir`; return (crops read, seconds)."""
+    """Read every candidate's crop through the disk cache in `cache_dir`; return (crops read, seconds). Taught in 08_ct."""
     start = time.perf_counter()
     dataset = LunaDataset(data_root, width_irc=width_irc, cache_dir=cache_dir)
     seen = sum(len(batch[1]) for batch in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers))
@@ -30,6 +30,7 @@ def prep_cache(data_root: str, cache_dir: str, width_irc=(16, 24, 24), batch_siz
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: fill the cache and print how many crops and how long. Used in 08_ct."""
     parser = argparse.ArgumentParser(prog="python -m course_utils.ct.prepcache", description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=os.environ.get("LUNA_ROOT"), help="default: $LUNA_ROOT")
     parser.add_argument("--cache-dir", required=True)

@@ -51,7 +51,7 @@ SUMMARY_PREFIX = "LUNA_SUMMARY "
 def metric_sums(metrics_t: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """tp, fp, fn, tn and the loss summed over all, positive and negative samples of a (METRICS_SIZE, N) tensor.
 
-    Sums, not means, because sums add up across processes (what DDP all-reduces)."""
+    Sums, not means, because sums add up across processes (what DDP all-reduces). Used in 08_ct."""
     label = metrics_t[METRICS_LABEL_NDX] >= 0.5
     pred = metrics_t[METRICS_PRED_NDX] >= threshold
     loss = metrics_t[METRICS_LOSS_NDX].double()
@@ -60,13 +60,15 @@ def metric_sums(metrics_t: torch.Tensor, threshold: float = 0.5) -> torch.Tensor
 
 
 def f_beta(precision: float, recall: float, beta: float) -> float:
-    """(1 + b^2) P R / (b^2 P + R): recall counts beta times as much as precision; 0.0 when both are 0."""
+    """(1 + b^2) P R / (b^2 P + R): recall counts beta times as much as precision; 0.0 when both are 0. Used in 08_ct."""
     denominator = beta**2 * precision + recall
     return (1 + beta**2) * precision * recall / denominator if denominator else 0.0
 
 
 def metrics_from_sums(sums_t: torch.Tensor) -> dict[str, float]:
-    """Loss per class, % correct, precision, recall, F1 and F2 from `metric_sums`; 0.0 where a count is 0."""
+    """Loss per class, % correct, precision, recall, F1 and F2 from `metric_sums`; 0.0 where a count is 0.
+
+    Used in 08_ct."""
     def ratio(a, b):
         return a / b if b else 0.0
 
@@ -85,12 +87,12 @@ def metrics_from_sums(sums_t: torch.Tensor) -> dict[str, float]:
 
 
 def classification_metrics(metrics_t: torch.Tensor, threshold: float = 0.5) -> dict[str, float]:
-    """The logged metrics of one process's (METRICS_SIZE, N) tensor at a decision threshold."""
+    """The logged metrics of one process's (METRICS_SIZE, N) tensor at a decision threshold. Used in 08_ct."""
     return metrics_from_sums(metric_sums(metrics_t, threshold))
 
 
 class LunaTrainingApp:
-    """The nodule-candidate classifier's training run, configured by command-line arguments."""
+    """The nodule-candidate classifier's training run, configured by command-line arguments. Used in 08_ct."""
 
     def __init__(self, sys_argv: list[str] | None = None):
         parser = argparse.ArgumentParser(prog="python -m course_utils.ct.training",
@@ -321,7 +323,7 @@ class LunaTrainingApp:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: train, and on rank 0 print the summary as one `LUNA_SUMMARY {json}` line."""
+    """Command-line entry: train, and on rank 0 print the summary as one `LUNA_SUMMARY {json}` line. Used in 08_ct."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     app = LunaTrainingApp(argv)
     summary = app.main()
