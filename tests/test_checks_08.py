@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from check_helpers import Planted, crash, fails, passes, returns_none
+from check_helpers import Planted, crash, fails, passes, planted_test, returns_none
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -686,16 +686,4 @@ PLANTED = [
 ]
 
 
-def _chapter_08_exists() -> bool:
-    from course_utils.tools import pipeline
-
-    return any(c.number == "08" for c in pipeline.all_chapters())
-
-
-@pytest.mark.skipif(_chapter_08_exists(), reason="tests/test_planted.py runs these once chapters/08_ct.py exists")
-@pytest.mark.parametrize("planted", PLANTED, ids=str)
-def test_08_planted(planted):
-    """Until the chapter's source exists, test_planted.py does not see chapter 08: run its planted mistakes here."""
-    from check_helpers import rejects
-
-    rejects(planted)
+test_planted_mistake_is_rejected_with_a_hint = planted_test(PLANTED)  # tests/test_planted.py checks it is here
