@@ -285,13 +285,14 @@ print(tuple(vol_t.shape))
 # The LUNA16 challenge has two tasks: *NDET*, nodule detection from the raw scans (stages 1-3), and *FPRED*, false
 # positive reduction, which gives a list of candidates (`candidates.csv`) and asks which are nodules (stage 3). Like
 # the book, we build stage 3 first because LUNA hands us its inputs: 888 CT scans with 551,065 candidates, 1,351 of
-# them nodules. Real LUNA needs a registration, about 220 GB of disk and a GPU; our stand-in fits in 30 MB and
+# them nodules. Real LUNA needs a registration, about 220 GB of disk and a GPU; our stand-in fits in 62 MB and
 # trains in a minute.
 #
 # ## 6. Generate the data
 #
 # `course_utils.ct.make_mini_luna` writes chest-like CT series with LUNA's exact files: `subsetN/<uid>.mhd` +
-# `.raw` (int16 HU), `candidates.csv`, `annotations.csv` and `annotations_with_malignancy.csv`. Each series has a
+# `.raw` (int16 HU), `candidates.csv`, `annotations.csv` and `annotations_with_malignancy.csv`. The course's copy has
+# 48 series in four subsets (with 24, too few nodules would be left to validate on for any claim to hold). Each has a
 # body, two lungs, a spine, 6-10 vessels and 2-6 nodules; vessels and nodules draw their brightness from the same
 # range, so intensity alone cannot tell them apart. `course data` generates it once into the course's cache (or the
 # next line does). If you have the real LUNA16 on disk, set `LUNA_ROOT` to its folder: nothing else changes.
@@ -465,7 +466,7 @@ print("clamped crop:", crop_a.shape, "| centre index", tuple(irc_a))
 # The label is the class index (0 or 1, a long), which is what `CrossEntropyLoss` wants; the book returns a
 # two-column one-hot tensor and then indexes `label[:, 1]` everywhere, which does the same with more steps.
 #
-# Reading a series takes a good part of a second, and 5,000 crops come from 24 series. Two caches make this cheap:
+# Reading a series takes a good part of a second, and 12,000 crops come from 48 series. Two caches make this cheap:
 # - `getCt` is wrapped in `functools.lru_cache(1)`: the list is sorted by series, so consecutive candidates of a
 #   series read it once;
 # - the crop function is memoised on disk with `diskcache.Cache(dir).memoize(typed=True)`, keyed on the data root,
@@ -593,7 +594,7 @@ for mode in ("trn", "val"):
 
 # %%
 trap_accuracy, trap_recall = trap["val"]["correct/all"] / 100, trap["val"]["pr/recall"]
-# sweep: trap accuracy 0.9745..0.9745 over 6 runs; claim >= 0.95
+# sweep: trap accuracy 0.9756..0.9756 over 6 runs; claim >= 0.95
 print("validation accuracy >= 0.95:", trap_accuracy >= 0.95)
 # sweep: trap recall 0..0 over 6 runs; claim <= 0.15
 print("validation recall <= 0.15:", trap_recall <= 0.15)
@@ -666,7 +667,7 @@ for split, stride in (("candidate", 10), ("series", 5)):
 
 # %% [markdown]
 # Every validation series is also a training series under the candidate split. A real system meets new patients, so
-# from now on validation is **series-level**: every 5th of the sorted series UIDs (5 of 24) goes to validation, with
+# from now on validation is **series-level**: every 5th of the sorted series UIDs (10 of 48) goes to validation, with
 # every row it has. LUNA's own answer is the same idea: ten subsets, split by patient.
 #
 # ## 15. Balancing
@@ -717,12 +718,14 @@ report("balanced", balanced)
 
 # %%
 bal = balanced["val"]
-# sweep: balanced recall 0.5..0.5 over 6 runs; claim >= 0.5
-print("recall >= 0.5:", bal["pr/recall"] >= 0.5)
-# sweep: balanced F1 0.4..0.4 over 6 runs; claim >= 0.4
-print("F1 >= 0.4:", bal["pr/f1_score"] >= 0.4)
-# sweep: balanced - trap F1 0.4..0.4 over 6 runs; claim > 0
+# sweep: balanced - trap F1 0.3497..0.5143 over 6 runs; claim > 0
 print("F1 above the trap's:", bal["pr/f1_score"] > trap["val"]["pr/f1_score"])
+
+# %% [markdown]
+# Balancing found about half of the held-out nodules where the trap found none. How much it finds moves with the
+# seed: over six seeded runs (`sweeps/08_ct.results.md`) recall ranged from 0.46 to 0.68 and F1 from 0.35 to 0.51.
+# That spread is the honest price of about 230 nodule rows and 186 optimiser steps; it is also why the only claim
+# printed above is the one that holds with a wide margin on every run.
 
 # %% [markdown]
 # ## 16. Overfitting, read from TensorBoard
@@ -742,8 +745,8 @@ print("all six required tags present in both:",
 
 # %% [markdown]
 # What to look for: the signature of overfitting is a training loss on the positives that keeps falling towards 0
-# while the validation loss on the positives rises. With 80-odd training nodules each seen about 30 times in three
-# epochs, the balanced run starts to memorise them; the augmentation below is the book's cure.
+# while the validation loss on the positives rises. With about 230 nodule rows in training, each seen a dozen
+# times in three epochs, the balanced run starts to memorise them; the augmentation below is the book's cure.
 
 # %%
 plots.draw_training_scalars(runs)
@@ -752,7 +755,7 @@ plt.show()
 # %% [markdown]
 # ## 17. Augmentation
 #
-# Showing the same 80 nodules again and again teaches the model those 80 nodules. Augmentation shows a slightly
+# Showing the same 230 nodule rows again and again teaches the model those nodules. Augmentation shows a slightly
 # different version each time. The book's five, combined into one 4 x 4 affine matrix per sample in `affine_grid`'s
 # normalised coordinates:
 #
@@ -793,12 +796,18 @@ report("balanced", balanced)
 report("augmented", augmented)
 
 # %%
-# sweep: augmented recall 0.5..0.5 over 6 runs; claim >= 0.5
-print("augmented recall >= 0.5:", augmented["val"]["pr/recall"] >= 0.5)
+runs["augmented"] = evaluate.run_dirs(work / "runs", "augmented")
+plots.draw_training_scalars(runs)
+plt.show()
+
+# %%
+# sweep: augmented recall 0.614..0.8246 over 6 runs; claim > 0
+print("the augmented model finds nodules too (recall > 0):", augmented["val"]["pr/recall"] > 0)
 
 # %% [markdown]
-# After three short epochs, augmentation raised recall and lowered precision: the model now flags more of
-# everything, vessels included. That is the honest short-run picture; the book trains for hours, where augmentation
+# After three short epochs, augmentation raised recall in every one of the sweep's six seeded runs (0.61-0.82
+# against 0.46-0.68 without it), and the table shows what it cost in precision: the model flags more of everything,
+# vessels included. That is the honest short-run picture; the book trains for hours, where augmentation
 # keeps validation improving long after the plain balanced run has started to overfit. Exercise idea: train both for
 # 20 epochs and compare the curves.
 #
@@ -836,7 +845,7 @@ auc_sklearn = roc_auc_score(val_labels.numpy(), val_probs.numpy())
 print("scratch AUC = sklearn AUC within 1e-6:", abs(auc_scratch - auc_sklearn) < 1e-6)
 
 # %% [markdown]
-# Is 0.9 good? Compare with a one-number baseline: the mean HU of the central 3 x 3 x 3 voxels of the crop (a nodule
+# Is that good? Compare with a one-number baseline: the mean HU of the central 3 x 3 x 3 voxels of the crop (a nodule
 # is denser than lung). Overall it looks strong, because most negatives are easy points of air-filled lung. On the
 # **hard subset**, the nodules against the negatives whose centre is dense (HU > -400, i.e. on vessels), intensity
 # says nothing: vessels and nodules draw their HU from the same range. That is where a model must earn its keep.
@@ -855,14 +864,15 @@ plots.draw_roc(val_labels, val_probs, baseline=center_hu, hard=hard)
 plt.show()
 
 # %%
-# sweep: model AUC 0.9..0.9 over 6 runs; claim >= 0.9
-print("model AUC >= 0.9:", aucs["model"] >= 0.9)
-# sweep: hard-subset model - baseline AUC 0.15..0.15 over 6 runs; claim > 0.15
-print("on the hard subset, model AUC > baseline AUC + 0.15:", aucs["model, hard"] > aucs["HU baseline, hard"] + 0.15)
+# sweep: model AUC 0.8071..0.894 over 6 runs; claim >= 0.6
+print("model AUC >= 0.6:", aucs["model"] >= 0.6)
 
 # %% [markdown]
-# Lesson: evaluate where it matters. A metric over all candidates is dominated by easy negatives; the hard ones are
-# the reason the model exists.
+# Over all rows the one-number baseline is hard to beat: most negatives are points of air-filled lung, and any dense
+# centre looks like a nodule. On the hard subset the baseline is close to a coin toss, and the model is not: over six
+# seeded runs its hard-subset AUC beat the baseline's by 0.16 to 0.29 (`sweeps/08_ct.results.md`; the gap moves too
+# much between seeds to be printed here as a claim). Lesson: evaluate where it matters. A metric over all candidates
+# is dominated by easy negatives; the hard ones are the reason the model exists.
 #
 # ### The threshold explorer
 #
@@ -987,15 +997,14 @@ plain, fn_weighted = plain_history[-1], fn_history[-1]
 print(pd.DataFrame({"plain Dice": plain, "Dice + 8 FN-Dice": fn_weighted}).T[["dice", "precision", "recall"]].round(3))
 
 # %%
-# sweep: plain-Dice validation Dice 0.5..0.5 over 6 runs; claim >= 0.5
+# sweep: plain-Dice validation Dice 0.8673..0.9097 over 6 runs; claim >= 0.5
 print("plain Dice: validation Dice >= 0.5:", plain["dice"] >= 0.5)
-# sweep: FN-weighted recall 0.9..0.9 over 6 runs; claim >= 0.9
-print("FN-weighted: recall >= 0.9:", fn_weighted["recall"] >= 0.9)
-# sweep: plain - FN-weighted precision 0.1..0.1 over 6 runs; claim > 0
-print("FN-weighted precision below plain-Dice precision:", fn_weighted["precision"] < plain["precision"])
+# sweep: FN-weighted recall 0.9342..0.9842 over 6 runs; claim >= 0.8
+print("FN-weighted: recall >= 0.8:", fn_weighted["recall"] >= 0.8)
 
 # %% [markdown]
-# The FN-weighted loss buys recall with precision: it marks nearly every nodule voxel and a halo around it. For a
+# The FN-weighted loss buys recall with precision: it marks nearly every nodule voxel and a halo around it (over six
+# seeded runs its precision was 0.09 to 0.31 below plain Dice's, and its recall 0.93 to 0.98). For a
 # detector that is the right trade: stage 3's classifier removes false positives, but nothing recovers a nodule the
 # segmenter missed. On a whole slice, rather than a crop centred on a nodule, the false positives explode: the
 # segmenter never saw most of the body during training.
@@ -1046,12 +1055,9 @@ e2e_nodules = [ct.xyz2irc(n.center_xyz, ct_e2e.origin_xyz, ct_e2e.vxSize_xyz, ct
 plots.draw_grouping(ct_e2e.hu_a, segment.segment_series(fn_model, ct_e2e), e2e["candidates"], e2e_nodules)
 plt.show()
 
-# %%
-# sweep: end-to-end annotated nodules found 1..1 over 6 runs; claim >= 1
-print("at least one annotated nodule found end to end:", e2e["found"] >= 1)
-
 # %% [markdown]
-# The table is the whole project in miniature: what the segmenter missed is lost for good, what the classifier
+# Over six seeded runs, 2 to 4 of this series' 5 annotated nodules were found end to end. The table is the whole
+# project in miniature: what the segmenter missed is lost for good, what the classifier
 # rejects is lost too, and every false positive is a second look a radiologist must take. Stage 4, malignancy, is
 # the last exercise idea: `annotations_with_malignancy.csv` holds a benign/malignant flag per annotated nodule;
 # compare a diameter-threshold ROC baseline with a classifier fine-tuned from Part B's model (only its head, or its

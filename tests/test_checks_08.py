@@ -270,12 +270,13 @@ def test_08_5():
 
 
 def _imbalance_answer(rows="training", batch_draws="with replacement"):
-    """The three numbers recomputed from a freshly generated mini-LUNA (counts by Counter); flags plant mistakes."""
+    """The three numbers recomputed from the chapter's mini-LUNA (counts by Counter); flags plant mistakes."""
     from collections import Counter
 
-    from course_utils.checks.ch08 import _mini_luna_candidates
+    from course_utils.ct import getCandidateInfoList
+    from course_utils.data import mini_luna
 
-    cands = list(_mini_luna_candidates(24, 0))
+    cands = list(getCandidateInfoList(str(mini_luna())))
     chosen = cands if rows == "all" else [c for i, c in enumerate(cands) if i % 10 != 0]
     counts = Counter(c.isNodule_bool for c in chosen)
     share = counts[False] / len(chosen)

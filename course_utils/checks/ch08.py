@@ -7,8 +7,7 @@ References are computed here in float64: the window formula and `course_utils.da
 Cranium masks, 08.1); a DICOM series written by the check with pydicom from the CT_small.dcm template
 (`course_utils.data.ct_slice_path()`, 08.2); SimpleITK's `TransformPhysicalPointToIndex` (08.3); the join of
 `course_utils.ct.dsets.getCandidateInfoList` (08.4); the clamping of `Ct.getRawCandidate` (08.5); the closed forms
-of 08.6 on `course_utils.ct.make_mini_luna(seed=0)`'s candidate split (written to a temporary folder once per
-session, about 4 s); the formulas of `course_utils.ct.training.metrics_from_sums` (08.7); `LunaDataset`'s
+of 08.6 on the candidate split of the chapter's mini-LUNA (`course_utils.data.mini_luna()`); the formulas of `course_utils.ct.training.metrics_from_sums` (08.7); `LunaDataset`'s
 `ratio_int` mapping (08.8); `course_utils.ct.augment.augmentation_matrix` with its draws fixed, and
 `F.affine_grid`/`F.grid_sample` (08.9); `F.cross_entropy` on a seeded `LunaModel` (08.10); the split of
 `LunaDataset` on a hidden mini-LUNA (`make_mini_luna(n_series=8, seed=5)`, 08.11); sums over hidden shards
@@ -664,7 +663,10 @@ def _mini_luna_candidates(n_series: int, seed: int) -> tuple:
 
 def _training_counts() -> tuple[int, int]:
     """(positives, negatives) among the training rows of the chapter's mini-LUNA, candidate split, val_stride 10."""
-    rows = [c for i, c in enumerate(_mini_luna_candidates(24, 0)) if i % 10]
+    from course_utils.ct.dsets import getCandidateInfoList
+    from course_utils.data import mini_luna
+
+    rows = [c for i, c in enumerate(getCandidateInfoList(str(mini_luna()))) if i % 10]
     pos = sum(1 for c in rows if c.isNodule_bool)
     return pos, len(rows) - pos
 
@@ -672,7 +674,7 @@ def _training_counts() -> tuple[int, int]:
 @exercise("08.6", "the accuracy trap, in numbers")
 def check_imbalance(acc_always_negative: Any, p_no_pos_batch32_here: Any, p_no_pos_batch32_luna: Any) -> None:
     """Three numbers (floats or one-element tensors): the accuracy of always answering "not a nodule" on the
-    training rows of the chapter's mini-LUNA (`make_mini_luna(root, seed=0)`, candidate split with val_stride=10:
+    training rows of the chapter's mini-LUNA (`course_utils.data.mini_luna()`, candidate split with val_stride=10:
     every row whose position in the sorted candidate list is not a multiple of 10); the probability that a batch
     of 32 rows drawn at random (with replacement) from those rows holds no positive; the same for LUNA's
     1,215 positive and 494,743 negative candidates.
