@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what type checkers and static import walks (gpu_kit/imports.py) see
     from course_utils.checks import check
-    from course_utils.env import get_device, setup
+    from course_utils.env import get_device, run_app, setup
 
 __version__ = "0.1.0"
 
-__all__ = ["check", "get_device", "setup", "__version__"]
+__all__ = ["check", "get_device", "run_app", "setup", "__version__"]
 
 # The names a notebook imports, and the module each lives in. They load on first use (PEP 562), so
 # that `course --help` and the data tools start without importing torch.
-_LAZY = {"check": "course_utils.checks", "get_device": "course_utils.env", "setup": "course_utils.env"}
+_LAZY = {"check": "course_utils.checks", "get_device": "course_utils.env", "run_app": "course_utils.env",
+         "setup": "course_utils.env"}
 
 
 def __getattr__(name: str):

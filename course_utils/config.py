@@ -56,6 +56,7 @@ COLAB_RUNTIME = {
         "ipython": "9.18.1",
         "ipykernel": "7.4.0",
         "ipywidgets": "8.1.9",
+        "tensorboard": "2.21.0",
     },
 }
 

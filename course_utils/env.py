@@ -18,14 +18,14 @@ import random
 import sys
 import warnings
 from collections.abc import Iterator
-from importlib import metadata
+from importlib import import_module, metadata
 
 import numpy as np
 import torch
 
 __all__ = [
     "DEFAULT_SEED", "DEFAULT_THREADS", "DEVICE_CHOICES", "get_device", "make_deterministic", "quiet_stderr",
-    "seed_everything", "set_display_defaults", "set_threads", "setup", "summary_line",
+    "run_app", "seed_everything", "set_display_defaults", "set_threads", "setup", "summary_line",
 ]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -192,3 +192,17 @@ def setup(seed: int = DEFAULT_SEED, device: str | None = None, quiet: bool = Fal
     if not quiet:
         print(summary_line(chosen, threads, seed))
     return chosen
+
+
+def run_app(app: str, *argv: str):
+    """Run a command-line application in this process: `run_app("pkg.module.AppClass", "--epochs", "1")`.
+
+    The class is imported by its dotted path, built with the argument list (as `sys.argv[1:]` would be)
+    and its `main()` result returned, so a notebook trains exactly what `python -m pkg.module ...` would.
+    The book's `run('p2ch11.training.LunaTrainingApp', '--epochs=1')`. Taught in 08_ct.
+    """
+    module, _, name = app.rpartition(".")
+    if not module:
+        raise ValueError(f"{app!r} is not a dotted path such as 'course_utils.ct.training.LunaTrainingApp'")
+    app_class = getattr(import_module(module), name)
+    return app_class([str(a) for a in argv]).main()

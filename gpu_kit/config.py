@@ -21,6 +21,7 @@ BUNDLES = {
     "ch05": ("05",),
     "ch06": ("06",),
     "ch07": ("07",),
+    "ch08": ("08",),
 }
 LIMIT_BYTES = 64 * 2**20  # what one call to the GPU machine may carry: working tree + carried paths
 

@@ -7,6 +7,7 @@ temporary caches in test_data_cache.py.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -119,6 +120,62 @@ def test_dicom_series_reads_back_with_imageio(prepared, offline):
 
     volume, _ = data.ct_volume()
     assert np.array_equal(iio.volread(data.ct_dicom_dir(), "DICOM"), volume)
+
+
+@pytest.fixture(scope="module")
+def cranium():
+    """Prepare only the Cranium CT (its masks and window came with version 2 of the record)."""
+    data.ensure("ct_volume")
+
+
+def test_cranium_masks_are_its_hu_thresholds_and_its_window_is_stored(cranium, offline):
+    volume, _ = data.ct_volume()
+    masks, info = data.ct_masks(), data.ct_info()
+    assert sorted(masks) == ["mask_0", "mask_1"]
+    assert (info["window_level"], info["window_width"]) == (-18.0, 406.0)
+    for name, (low, high) in {"mask_0": (226, 3071), "mask_1": (-142, 2986)}.items():
+        mask = masks[name]
+        assert mask.dtype == np.bool_ and mask.shape == (108, 256, 256)
+        assert info["masks"][name]["threshold_range"] == [low, high]
+        assert np.array_equal(mask, (volume >= low) & (volume <= high))  # IoU 1.000: the very same voxels
+    assert (masks["mask_0"].sum(), masks["mask_1"].sum()) == (475759, 2319106)
+
+
+def test_read_inv3_drops_the_flag_border_of_each_mask(tmp_path):
+    """A hand-made InVesalius archive: the masks come back one voxel smaller on each axis, as booleans."""
+    import io
+    import plistlib
+    import tarfile
+
+    from course_utils.data import ct
+
+    volume = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4) - 5
+    stored = np.zeros((3, 4, 5), np.uint8)
+    stored[0, 0, 2] = stored[1, 0, 0] = 1  # flags on the border
+    stored[1:, 1:, 1:][volume >= 0] = 255
+    files = {
+        "main.plist": plistlib.dumps({
+            "matrix": {"filename": "matrix.dat", "shape": [2, 3, 4], "dtype": "int16"},
+            "spacing": [0.5, 0.5, 2.0], "name": "toy", "modality": "CT", "window_level": 40.0,
+            "window_width": 400.0, "masks": {"0": "mask_0.plist"}}),
+        "matrix.dat": volume.astype("<i2").tobytes(),
+        "mask_0.plist": plistlib.dumps({"mask_file": "mask_0.dat", "mask_shape": [3, 4, 5], "name": "bone",
+                                        "threshold_range": [0, 3071]}),
+        "mask_0.dat": stored.tobytes(),
+    }
+    inv3 = tmp_path / "toy.inv3"
+    with tarfile.open(inv3, "w:gz") as archive:
+        for name, payload in files.items():
+            entry = tarfile.TarInfo(f"tmpdir/{name}")
+            entry.size = len(payload)
+            archive.addfile(entry, io.BytesIO(payload))
+    ct.build_cranium(inv3, tmp_path / "out")
+    with np.load(tmp_path / "out" / ct.MASKS_FILE) as masks:
+        assert masks["mask_0"].dtype == np.bool_ and np.array_equal(masks["mask_0"], volume >= 0)
+    info = json.loads((tmp_path / "out" / ct.INFO_FILE).read_text())
+    assert info["spacing_zyx"] == [2.0, 0.5, 0.5] and (info["window_level"], info["window_width"]) == (40.0, 400.0)
+    assert info["masks"] == {"mask_0": {"name": "bone", "threshold_range": [0, 3071]}}
+    assert np.array_equal(np.load(tmp_path / "out" / ct.VOLUME_FILE), volume)
 
 
 def test_ct_slice(prepared, offline):

@@ -145,3 +145,22 @@ def test_blas_threads_follow_course_blas_threads_when_set(monkeypatch):
         monkeypatch.delenv("COURSE_THREADS")
         env.set_threads(1)
         torch.set_num_threads(before)
+
+
+class _EchoApp:
+    """A stand-in command-line application: keeps its argument list, main() returns it."""
+
+    def __init__(self, sys_argv):
+        self.sys_argv = sys_argv
+
+    def main(self):
+        return {"argv": self.sys_argv}
+
+
+def test_run_app_imports_the_class_by_its_dotted_path_and_passes_every_argument_as_a_string(tmp_path):
+    result = env.run_app(f"{__name__}._EchoApp", "--epochs", 3, tmp_path)
+    assert result == {"argv": ["--epochs", "3", str(tmp_path)]}
+    with pytest.raises(ValueError, match="dotted path"):
+        env.run_app("LunaTrainingApp")
+    with pytest.raises(AttributeError):
+        env.run_app(f"{__name__}._NoSuchApp")

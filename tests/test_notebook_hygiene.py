@@ -34,6 +34,8 @@ STATIC_DRAW = {
     "leaf_size_explorer": "draw_leaf_size",
     "house_explorer": "draw_house",
     "recommendation_explorer": "draw_recommendations",
+    "ct_explorer": "draw_ct_explorer",
+    "threshold_explorer": "draw_threshold_explorer",
     "explorer": None,
 }
 RAW_WIDGETS = {"interact", "interactive", "interact_manual"}  # compute while the cell runs; use plots.explorer

@@ -1,8 +1,12 @@
-"""Builders for the CT data: the Cranium head CT as .npy, and as a 108-file DICOM series.
+"""Builders for the CT data: the Cranium head CT as .npy (with its two masks), and as a 108-file DICOM series.
 
 Cranium.inv3 (Debian invesalius-examples) is a gzip tar written by InVesalius: `main.plist`
-describes the volume (shape, dtype, spacing as x, y, z) and `matrix.dat` holds it as raw int16
-Hounsfield units. The DICOM series is written from pydicom's CT_small.dcm, used as a template.
+describes the volume (shape, dtype, spacing as x, y, z, and the display window the project was
+saved with) and `matrix.dat` holds it as raw int16 Hounsfield units. Each `mask_N.plist` names a
+`mask_N.dat`: uint8, one voxel larger on every axis than the volume, because InVesalius keeps a
+border of flags (which slices it has thresholded) at index 0 of each axis; inside, 255 marks a voxel
+of the mask and 0 one outside it. The plist also records the HU range the mask was thresholded at.
+The DICOM series is written from pydicom's CT_small.dcm, used as a template.
 """
 
 from __future__ import annotations
@@ -16,34 +20,61 @@ import numpy as np
 
 from course_utils.data.errors import SourceFailed
 
-__all__ = ["build_cranium", "build_dicom_series", "DICOM_DIR", "INFO_FILE", "read_inv3", "VOLUME_FILE"]
+__all__ = ["build_cranium", "build_dicom_series", "DICOM_DIR", "INFO_FILE", "MASKS_FILE", "read_inv3", "VOLUME_FILE"]
 
 VOLUME_FILE = "ct/cranium.npy"
 INFO_FILE = "ct/cranium.json"
+MASKS_FILE = "ct/cranium_masks.npz"
 DICOM_DIR = "ct/cranium_dicom"
 
 
 def build_cranium(inv3: Path, out: Path) -> None:
-    """ct/cranium.npy (int16 HU, (z, y, x)) and ct/cranium.json (spacing_zyx and the series name)."""
-    volume, info = read_inv3(inv3)
+    """ct/cranium.npy (int16 HU, (z, y, x)), ct/cranium_masks.npz (bool, same shape) and ct/cranium.json.
+
+    The JSON holds spacing_zyx, the series name and modality, the display window the project was saved
+    with (window_level, window_width) and, per mask, its InVesalius name and HU threshold range.
+    """
+    volume, masks, info = read_inv3(inv3)
     (out / "ct").mkdir(parents=True, exist_ok=True)
     np.save(out / VOLUME_FILE, volume)
+    np.savez_compressed(out / MASKS_FILE, **masks)
     (out / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
 
 
-def read_inv3(inv3: Path) -> tuple[np.ndarray, dict]:
-    """The volume and its description from an InVesalius project file."""
+def read_inv3(inv3: Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """The volume, its masks ({"mask_0": bool array, ...}, flag border dropped) and its description."""
     with tarfile.open(inv3, "r:gz") as archive:
         members = {Path(m.name).name: m for m in archive.getmembers() if m.isfile()}
-        if "main.plist" not in members or "matrix.dat" not in members:
-            raise SourceFailed(f"{inv3} holds no main.plist and matrix.dat")
-        main = plistlib.loads(archive.extractfile(members["main.plist"]).read())
-        raw = archive.extractfile(members[main["matrix"]["filename"]]).read()
-    shape = tuple(main["matrix"]["shape"])
-    volume = np.frombuffer(raw, dtype=np.dtype(main["matrix"]["dtype"]).newbyteorder("<")).reshape(shape)
+
+        def read(name: str) -> bytes:
+            if name not in members:
+                raise SourceFailed(f"{inv3} holds no {name}")
+            return archive.extractfile(members[name]).read()
+
+        main = plistlib.loads(read("main.plist"))
+        shape = tuple(main["matrix"]["shape"])
+        raw = read(main["matrix"]["filename"])
+        volume = np.frombuffer(raw, dtype=np.dtype(main["matrix"]["dtype"]).newbyteorder("<")).reshape(shape)
+        masks, mask_info = {}, {}
+        for key in sorted(main.get("masks", {}), key=int):
+            plist = plistlib.loads(read(main["masks"][key]))
+            name = Path(plist["mask_file"]).stem  # "mask_0"
+            stored = np.frombuffer(read(plist["mask_file"]), dtype=np.uint8).reshape(plist["mask_shape"])
+            masks[name] = stored[1:, 1:, 1:] > 127  # index 0 of each axis holds flags; inside, 255 = in the mask
+            mask_info[name] = {"name": plist.get("name", ""), "threshold_range": [int(t) for t in plist["threshold_range"]]}
     x, y, z = (float(s) for s in main["spacing"])
-    info = {"spacing_zyx": [z, y, x], "name": main.get("name", ""), "modality": main.get("modality", "")}
-    return volume.astype(np.int16), info
+    info = {
+        "spacing_zyx": [z, y, x],
+        "name": main.get("name", ""),
+        "modality": main.get("modality", ""),
+        "window_level": float(main["window_level"]),
+        "window_width": float(main["window_width"]),
+        "masks": mask_info,
+    }
+    for name, mask in masks.items():
+        if mask.shape != volume.shape:
+            raise SourceFailed(f"{inv3}: {name} has the shape {mask.shape} without its border, the volume {volume.shape}")
+    return volume.astype(np.int16), masks, info
 
 
 def build_dicom_series(inputs: tuple[Path, Path], out: Path) -> None:

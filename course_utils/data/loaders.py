@@ -24,6 +24,8 @@ __all__ = [
     "austen",
     "austen_books",
     "ct_dicom_dir",
+    "ct_info",
+    "ct_masks",
     "ct_slice_path",
     "ct_volume",
     "ewr_hourly",
@@ -87,6 +89,27 @@ def ct_volume(online: bool = False) -> tuple[np.ndarray, tuple[float, float, flo
     volume = np.load(_file("ct_volume", ct.VOLUME_FILE, online))
     info = json.loads(_file("ct_volume", ct.INFO_FILE, online).read_text())
     return volume, tuple(float(s) for s in info["spacing_zyx"])
+
+
+def ct_masks(online: bool = False) -> dict[str, np.ndarray]:
+    """The two masks saved with the Cranium CT: {"mask_0": bool (108, 256, 256), "mask_1": ...}. Used in 08_ct.
+
+    InVesalius made each by thresholding the HU volume (`ct_info()["masks"]` gives the ranges): mask_0
+    is the bone, HU in [226, 3071]; mask_1 the head, HU in [-142, 2986]. The archive stores them one
+    voxel larger on every axis (a border of flags at index 0); that border is dropped here.
+    """
+    with np.load(_file("ct_volume", ct.MASKS_FILE, online)) as stored:
+        return {name: stored[name] for name in sorted(stored.files)}
+
+
+def ct_info(online: bool = False) -> dict:
+    """What the Cranium archive says about its CT. Used in 08_ct.
+
+    {"spacing_zyx": [1.5, 0.9570312, 0.9570312], "name": "ProMED CT 0051", "modality": "CT",
+    "window_level": -18.0, "window_width": 406.0 (the display window the project was saved with),
+    "masks": {"mask_0": {"name": ..., "threshold_range": [226, 3071]}, "mask_1": {...}}}.
+    """
+    return json.loads(_file("ct_volume", ct.INFO_FILE, online).read_text())
 
 
 def ct_dicom_dir(online: bool = False) -> Path:
@@ -243,3 +266,11 @@ def load(name: str, online: bool = False) -> Any:
     """
     dataset = get(name)
     return resolve(dataset.load)(online=online, **dataset.load_args)
+
+
+def mini_luna(online: bool = False) -> Path:
+    """Folder of the generated mini-LUNA, in LUNA16's layout (subsetN/<uid>.mhd + .raw and the CSV files). Used in 08_ct.
+
+    Generated once by `course data` (or on first use, about 5 s); pass it wherever LUNA_ROOT would go.
+    """
+    return path("mini_luna", online)

@@ -11,6 +11,8 @@
     ch05       the LM batch layout, recurrent cell diagrams              05_nlp
     ch06       Spearman dendrogram, waterfall, draw_tree, two explorers  06_tabular
     ch07       the spreadsheet heat-maps, neighbours, the recommendation explorer   07_collab
+    ch08       HU and windows, CT views, mini-LUNA series/crops/geometry, the CT explorer   08_ct
+    thresholds F-score heat-maps, TensorBoard curves, PR/ROC, the threshold explorer   08_ct
     lm_stream  lm_layout, where a LM loader puts each token              05_nlp
 
 Every public name is re-exported here, so a notebook writes `from course_utils import plots` and
@@ -19,7 +21,8 @@ import an earlier chapter's, never a later one's. Nothing draws or imports pyplo
 import time.
 """
 
-from course_utils.plots import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ct_views, descent, lm_stream, op_chain, widgets
+from course_utils.plots import (ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ct_views, descent, lm_stream, op_chain,
+                                thresholds, widgets)
 from course_utils.plots.ch01 import (
     describe_view,
     draw_boxed_vs_unboxed,
@@ -71,10 +74,40 @@ from course_utils.plots.ch07 import (
     recommendation_explorer,
     recommendation_scores,
 )
+from course_utils.plots.ch08 import (
+    LUNA_COUNTS,
+    TISSUE_LADDER,
+    WINDOWS,
+    ct_explorer,
+    draw_aspect_comparison,
+    draw_augmentations,
+    draw_class_balance,
+    draw_crop_gallery,
+    draw_ct_explorer,
+    draw_grouping,
+    draw_hu_histogram,
+    draw_mask_overlay,
+    draw_segmentation_overlay,
+    draw_series_with_candidates,
+    draw_stored_vs_hu,
+    draw_windows,
+    draw_xyz_irc,
+    gallery_crops,
+)
 from course_utils.plots.ct_views import ct_slicer, draw_ct_slice, show_ct_planes
 from course_utils.plots.descent import GD_OPTIMIZERS, gd_run
 from course_utils.plots.lm_stream import lm_layout
 from course_utils.plots.op_chain import apply_ops
+from course_utils.plots.thresholds import (
+    draw_confusion,
+    draw_f1_vs_threshold,
+    draw_f_heatmaps,
+    draw_pr_curve,
+    draw_roc,
+    draw_threshold_explorer,
+    draw_training_scalars,
+    threshold_explorer,
+)
 from course_utils.plots.widgets import STATIC_TEXT, explorer, explorer_box, pyplot
 
 __all__ = [
@@ -89,5 +122,7 @@ __all__ = [
     *ch05.__all__,
     *ch06.__all__,
     *ch07.__all__,
+    *ch08.__all__,
+    *thresholds.__all__,
     *lm_stream.__all__,
 ]
