@@ -1056,7 +1056,7 @@ plots.draw_grouping(ct_e2e.hu_a, segment.segment_series(fn_model, ct_e2e), e2e["
 plt.show()
 
 # %% [markdown]
-# Over six seeded runs, 2 to 4 of this series' 5 annotated nodules were found end to end. The table is the whole
+# Over six seeded runs, 2 to 4 of this series' 6 annotated nodules were found end to end. The table is the whole
 # project in miniature: what the segmenter missed is lost for good, what the classifier
 # rejects is lost too, and every false positive is a second look a radiologist must take. Stage 4, malignancy, is
 # the last exercise idea: `annotations_with_malignancy.csv` holds a benign/malignant flag per annotated nodule;

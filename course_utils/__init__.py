@@ -11,7 +11,8 @@ Modules, by concern (layers from the bottom; each imports only those below it, s
     data/       the offline data layer: a declarative registry, a verified cache, one loader per dataset
     env         setup(), get_device(), seeding and determinism    (taught in 01_tensors, used everywhere)
     train, models, hooks   the training loop and splits (03), shared architectures and CAM hooks (04)
-    plots/      figures and widget explorers, one module per chapter (plots.ch01 ... plots.ch06)
+    ct/         08_ct's project code (mini-LUNA, LunaDataset, LunaModel, the training app, evaluation, a U-Net)
+    plots/      figures and widget explorers, one module per chapter (plots.ch01 ... plots.ch08, plots.thresholds)
     pretrained/ the course's cached training steps, one module per chapter (pretrained.ch04, .ch05)
     checks/     check(id, *answers): the framework, and one module of exercise checks per chapter
     tools/      the authoring tools behind the `course` command; never imported by a notebook
