@@ -920,6 +920,8 @@ ddp = subprocess.run(
 summary_lines = [line for line in ddp.stdout.splitlines() if line.startswith("LUNA_SUMMARY ")]
 ddp_summary = json.loads(summary_lines[0].removeprefix("LUNA_SUMMARY "))
 print("exit code", ddp.returncode, "| summary lines printed:", len(summary_lines), "(rank 0 only)")
+if ddp.returncode:  # show why, instead of a bare number
+    print(ddp.stderr[-2000:])
 print("world size", ddp_summary["world_size"], "| samples seen", ddp_summary["samples_seen"],
       "| replicas identical", ddp_summary["replicas_identical"])
 print("validation metrics finite:", all(np.isfinite(v) for v in ddp_summary["val"].values()))

@@ -222,6 +222,9 @@ class LunaTrainingApp:
         if self.args.ddp:
             import torch.distributed as dist
 
+            # Every process waits here until all are done with their collectives: a process that tore its group
+            # down while another was still finishing the last one made that one fail in about 1 run in 30.
+            dist.barrier()
             dist.destroy_process_group()
         return summary
 
