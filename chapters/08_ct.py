@@ -817,10 +817,9 @@ print("the augmented model finds nodules too (recall > 0):", augmented["val"]["p
 # precision falls. The balanced model's best checkpoint (by F1) scores every validation row:
 
 # %%
-checkpoint = torch.load(Path(balanced["checkpoint"]).with_suffix(".best.state"), map_location="cpu", weights_only=True)
-print("checkpoint keys:", sorted(checkpoint))
-best_model = ct.LunaModel()
-best_model.load_state_dict(checkpoint["model_state"])
+best_path = Path(balanced["checkpoint"]).with_suffix(".best.state")
+print("checkpoint keys:", sorted(torch.load(best_path, map_location="cpu", weights_only=True)))
+best_model = evaluate.load_model(best_path)  # rebuilt with the --channels and --crop its saved command line gives
 val_ds = ct.LunaDataset(str(luna_root), val_stride=5, isValSet_bool=True, split="series", cache_dir=str(cache_dir))
 val_labels, val_probs = evaluate.predict_dataset(best_model, val_ds)
 print("validation rows:", len(val_labels), "| nodules:", int(val_labels.sum()))
