@@ -22,6 +22,7 @@ BUNDLES = {
     "ch06": ("06",),
     "ch07": ("07",),
     "ch08": ("08",),
+    "ch09": ("09",),
 }
 LIMIT_BYTES = 64 * 2**20  # what one call to the GPU machine may carry: working tree + carried paths
 

@@ -36,6 +36,7 @@ STATIC_DRAW = {
     "recommendation_explorer": "draw_recommendations",
     "ct_explorer": "draw_ct_explorer",
     "threshold_explorer": "draw_threshold_explorer",
+    "inference_playground": "draw_playground",
     "explorer": None,
 }
 RAW_WIDGETS = {"interact", "interactive", "interact_manual"}  # compute while the cell runs; use plots.explorer

@@ -213,7 +213,7 @@ def test_explorer_draws_nothing_until_a_control_changes():
 
 def test_the_package_re_exports_every_public_name_of_its_modules():
     modules = [widgets, ch01, op_chain, ct_views, plots.ch02, plots.descent, plots.ch03, plots.ch04, plots.ch05,
-               plots.ch06, plots.ch07, plots.ch08, plots.thresholds, plots.lm_stream]
+               plots.ch06, plots.ch07, plots.ch08, plots.ch09, plots.thresholds, plots.lm_stream]
     assert sorted(plots.__all__) == sorted(name for module in modules for name in module.__all__)
     assert len(set(plots.__all__)) == len(plots.__all__), "one name, one module"
     for module in modules:

@@ -67,3 +67,16 @@ def test_seed_literals_shift_and_everything_else_stays():
 def test_a_tuple_of_seeds_moves_seed_by_seed():
     assert sweep.shift_seeds("LADDER_SEEDS = (1, 2, 3)", 1009) == "LADDER_SEEDS = (1010, 1011, 1012,)"
     assert sweep.shift_seeds("LADDER_SEEDS = (1, 2, 3)", 0) == "LADDER_SEEDS = (1, 2, 3,)"
+
+
+def test_09s_claims_on_its_cached_models_match_their_retraining_sweep_and_keep_the_margin():
+    # The sweep cannot move 09_deploy's cached models; sweeps/09_deploy_zoo.py retrains them with seeds 0-5, and
+    # the chapter's "# zoo sweep:" comments quote that table, under the same rules as a sweep comment.
+    chapter = next(c for c in CHAPTERS if c.slug == "09_deploy")
+    lines = [line.replace("# zoo sweep:", "# sweep:") for line in chapter.source.read_text(encoding="utf-8").splitlines()
+             if "# zoo sweep:" in line]
+    comments = sweep.claim_comments("\n".join(lines))
+    assert len(comments) == len(lines) >= 4
+    results = sweep.read_table(sweep.SWEEPS_DIR / "09_deploy_zoo.results.md")
+    problems = [p for c in comments if (p := sweep.comment_problem(c, results))]
+    assert not problems, "\n".join(problems)

@@ -160,7 +160,7 @@ for _name, (_file, _sha, _licence, _credit) in _PHOTOS.items():
             stands_in_for="the dog photo and cat PNGs of Deep Learning with PyTorch, ch. 4",
             licence=_licence,
             citation=_credit,
-            chapters=("01_tensors",),
+            chapters=("01_tensors", "09_deploy") if _name == "chelsea" else ("01_tensors",),
             files=(f"photos/{_file}",),
             sources=(
                 package_file("scikit-learn", "sklearn", f"datasets/images/{_file}")
@@ -455,6 +455,26 @@ _add(
         build="course_utils.pretrained.ch04:build_fmnist8_body",
         load="course_utils.pretrained.ch04:fmnist8_body",
         returns="(tiny_resnet model in eval mode, info dict with mean, std, classes, test_accuracy)",
+    )
+)
+
+_add(
+    Dataset(
+        name="fashion_models",
+        trained=True,
+        train_what="the Fashion-MNIST CNN and MLP that 09_deploy serves",
+        train_minutes=1,
+        title="tiny_resnet(w=16) and an MLP 784-512-256-10 trained by the course on 12,000 Fashion-MNIST images",
+        stands_in_for="the downloaded weights DLwPT ch. 15 serves (horse2zebra, LUNA .state files)",
+        licence="MIT (trained by the course on Fashion-MNIST)",
+        citation="course_utils.pretrained.ch09: seed 0, CPU, one thread, 12,000 training images; CNN 3 epochs, MLP 4",
+        chapters=("09_deploy",),
+        files=("models/fashion_cnn.pt", "models/fashion_cnn.pt.sha256", "models/fashion_mlp.pt",
+               "models/fashion_mlp.pt.sha256"),
+        sources=(course("fashion_mnist"),),
+        build="course_utils.pretrained.ch09:build_fashion_models",
+        load="course_utils.pretrained.ch09:fashion_cnn",
+        returns="(tiny_resnet model in eval mode, meta dict with arch, config, mean, std, classes, test_accuracy)",
     )
 )
 

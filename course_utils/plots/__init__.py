@@ -12,6 +12,7 @@
     ch06       Spearman dendrogram, waterfall, draw_tree, two explorers  06_tabular
     ch07       the spreadsheet heat-maps, neighbours, the recommendation explorer   07_collab
     ch08       HU and windows, CT views, mini-LUNA series/crops/geometry, the CT explorer   08_ct
+    ch09       train/eval calls, graphs, latency/batch/size bars, the inference playground   09_deploy
     thresholds F-score heat-maps, TensorBoard curves, PR/ROC, the threshold explorer   08_ct
     lm_stream  lm_layout, where a LM loader puts each token              05_nlp
 
@@ -21,8 +22,8 @@ import an earlier chapter's, never a later one's. Nothing draws or imports pyplo
 import time.
 """
 
-from course_utils.plots import (ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ct_views, descent, lm_stream, op_chain,
-                                thresholds, widgets)
+from course_utils.plots import (ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ct_views, descent, lm_stream,
+                                op_chain, thresholds, widgets)
 from course_utils.plots.ch01 import (
     describe_view,
     draw_boxed_vs_unboxed,
@@ -94,6 +95,19 @@ from course_utils.plots.ch08 import (
     draw_xyz_irc,
     gallery_crops,
 )
+from course_utils.plots.ch09 import (
+    draw_playground,
+    inference_playground,
+    playground_predict,
+    plot_accuracy_bars,
+    plot_batch_sizes,
+    plot_confidence_histograms,
+    plot_graphs_side_by_side,
+    plot_latency_bars,
+    plot_model_sizes,
+    plot_probabilities,
+    plot_train_vs_eval,
+)
 from course_utils.plots.ct_views import ct_slicer, draw_ct_slice, show_ct_planes
 from course_utils.plots.descent import GD_OPTIMIZERS, gd_run
 from course_utils.plots.lm_stream import lm_layout
@@ -123,6 +137,7 @@ __all__ = [
     *ch06.__all__,
     *ch07.__all__,
     *ch08.__all__,
+    *ch09.__all__,
     *thresholds.__all__,
     *lm_stream.__all__,
 ]

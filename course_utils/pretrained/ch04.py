@@ -35,6 +35,7 @@ __all__ = [
     "fmnist8_body",
     "pretrain",
     "pretrain_set",
+    "train_one_cycle",
 ]
 
 PRETRAIN_CLASSES = (1, 2, 3, 4, 5, 7, 8, 9)  # Fashion-MNIST without T-shirt/top (0) and Shirt (6)
@@ -56,20 +57,14 @@ def pretrain_set(x: torch.Tensor, y: torch.Tensor, per_class: int = PRETRAIN_PER
     return x[idx], remap[y[idx]]
 
 
-def pretrain(x: torch.Tensor, y: torch.Tensor, w: int = PRETRAIN_WIDTH, epochs: int = PRETRAIN_EPOCHS,
-             per_class: int = PRETRAIN_PER_CLASS, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
-             progress=None) -> tuple[nn.Sequential, dict]:
-    """Train tiny_resnet(w) on the 8 pretraining classes of (x uint8, y) on the CPU. Used in 04_cnns.
+def train_one_cycle(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, epochs: int, batch_size: int = 64,
+                  lr: float = 3e-3, seed: int = 0, progress=None) -> nn.Module:
+    """Train `model` on (xs, ys) with Adam and a one-cycle schedule on the CPU; return it in eval mode.
 
-    Adam with a one-cycle schedule (torch's OneCycleLR), shuffling from a generator seeded with
-    `seed`. Returns (model in eval mode, info) with info = {'mean', 'std', 'classes', 'w', ...}.
-    `progress`, a tqdm bar or None, is told the number of steps and advanced once per step.
+    Shuffles from a generator seeded with `seed`; cross-entropy loss. `progress`, a tqdm bar or None,
+    is told the number of steps and advanced once per step. Used in 04_cnns and 09_deploy (through the
+    cached training steps fmnist8_body, fashion_cnn and fashion_mlp).
     """
-    xs, ys = pretrain_set(x, y, per_class)
-    xs = xs.float().div(255).unsqueeze(1)
-    mean, std = xs.mean().item(), xs.std().item()
-    xs = (xs - mean) / std
-    model = tiny_resnet(w, n_out=len(PRETRAIN_CLASSES), seed=seed)
     gen = torch.Generator().manual_seed(seed)
     steps = epochs * ((len(xs) + batch_size - 1) // batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -88,7 +83,24 @@ def pretrain(x: torch.Tensor, y: torch.Tensor, w: int = PRETRAIN_WIDTH, epochs: 
             sched.step()
             if progress is not None:
                 progress.update(1)
-    model.eval()
+    return model.eval()
+
+
+def pretrain(x: torch.Tensor, y: torch.Tensor, w: int = PRETRAIN_WIDTH, epochs: int = PRETRAIN_EPOCHS,
+             per_class: int = PRETRAIN_PER_CLASS, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+             progress=None) -> tuple[nn.Sequential, dict]:
+    """Train tiny_resnet(w) on the 8 pretraining classes of (x uint8, y) on the CPU. Used in 04_cnns.
+
+    Adam with a one-cycle schedule (torch's OneCycleLR), shuffling from a generator seeded with
+    `seed`. Returns (model in eval mode, info) with info = {'mean', 'std', 'classes', 'w', ...}.
+    `progress`, a tqdm bar or None, is told the number of steps and advanced once per step.
+    """
+    xs, ys = pretrain_set(x, y, per_class)
+    xs = xs.float().div(255).unsqueeze(1)
+    mean, std = xs.mean().item(), xs.std().item()
+    xs = (xs - mean) / std
+    model = tiny_resnet(w, n_out=len(PRETRAIN_CLASSES), seed=seed)
+    train_one_cycle(model, xs, ys, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
     info = {
         "mean": round(mean, 6),
         "std": round(std, 6),
@@ -104,9 +116,10 @@ def pretrain(x: torch.Tensor, y: torch.Tensor, w: int = PRETRAIN_WIDTH, epochs: 
 
 @torch.no_grad()
 def accuracy_on(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Accuracy of `model` (eval mode) on normalised float images x (N,1,H,W) and labels y. Used in 04_cnns."""
+    """Accuracy of `model` (eval mode) on normalised float images x (N,1,H,W) and labels y. Used in 04_cnns and 09_deploy."""
     model.eval()
-    dev = next(model.parameters()).device
+    first = next(model.parameters(), None)  # a dynamically quantised model has no parameters: it runs on the CPU
+    dev = first.device if first is not None else torch.device("cpu")
     hits = 0
     for i in range(0, len(x), batch_size):
         hits += (model(x[i : i + batch_size].to(dev)).argmax(1).cpu() == y[i : i + batch_size]).sum().item()

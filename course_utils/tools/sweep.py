@@ -39,7 +39,7 @@ from course_utils.tools import pipeline
 
 __all__ = [
     "CLAIM_COMMENT", "claim_comments", "comment_problem", "DEFAULT_SEEDS", "format_results", "OFFSET_STEP",
-    "Quantity", "read_results", "read_spec", "run_offset", "shift_seeds", "spec_path", "sweep",
+    "Quantity", "read_results", "read_spec", "read_table", "run_offset", "shift_seeds", "spec_path", "sweep",
     "sweep_notebook", "SweepComment", "SWEEPS_DIR",
 ]
 
@@ -199,7 +199,11 @@ def sweep(chapter: pipeline.Chapter, seeds: int = DEFAULT_SEEDS, log=print) -> s
 
 def read_results(chapter: pipeline.Chapter) -> dict[str, tuple[float, float, int]]:
     """name -> (min, max, runs) from the chapter's saved sweep table; empty if it has none."""
-    path = SWEEPS_DIR / f"{chapter.slug}.results.md"
+    return read_table(SWEEPS_DIR / f"{chapter.slug}.results.md")
+
+
+def read_table(path: Path) -> dict[str, tuple[float, float, int]]:
+    """name -> (min, max, runs) from a saved sweep table (columns: quantity, one per run, min, max, spread, mean)."""
     if not path.exists():
         return {}
     rows = {}
