@@ -11,8 +11,9 @@ Modules, by concern (layers from the bottom; each imports only those below it, s
     data/       the offline data layer: a declarative registry, a verified cache, one loader per dataset
     env         setup(), get_device(), seeding and determinism    (taught in 01_tensors, used everywhere)
     train, models, hooks   the training loop and splits (03), shared architectures and CAM hooks (04)
+    checkpoints            sha256-checked checkpoints that load with weights_only (09)
     ct/         08_ct's project code (mini-LUNA, LunaDataset, LunaModel, the training app, evaluation, a U-Net)
-    deploy/     09_deploy's serving code (sha256-checked checkpoints, a FastAPI service on uvicorn, a micro-batcher)
+    deploy/     09_deploy's serving code (a FastAPI service on uvicorn, a micro-batcher, measurements)
     plots/      figures and widget explorers, one module per chapter (plots.ch01 ... plots.ch09, plots.thresholds)
     pretrained/ the course's cached training steps, one module per chapter (pretrained.ch04, .ch05, .ch09)
     checks/     check(id, *answers): the framework, and one module of exercise checks per chapter

@@ -62,6 +62,7 @@ NEVER_IN_THE_EXTRA = {"torch", "torchvision"}  # Colab's own (CUDA) builds must 
 IMPLICIT = [
     ("pyarrow", "pandas reads and writes the cache's parquet tables with it", "course_utils/data/*.py", r"parquet"),
     ("sentencepiece", "fastai's SubwordTokenizer imports it when it trains", "chapters/[0-9][0-9]_*.py", r"SubwordTokenizer"),
+    ("onnxscript", "torch.onnx.export(dynamo=True) builds the ONNX graph with it", "chapters/[0-9][0-9]_*.py", r"torch\.onnx\.export"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""course_utils.deploy.checkpoint and .measure: round trips, the sha256 sidecar, tampering, the `module.` prefix,
+"""course_utils.checkpoints and course_utils.deploy.measure: round trips, the sha256 sidecar, tampering, the `module.` prefix,
 plain-type metadata, the `.best` copy; latency, size and compile-count helpers. Small random models only."""
 
 from __future__ import annotations

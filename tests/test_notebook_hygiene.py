@@ -183,6 +183,9 @@ def draws(cell: Cell, draw: str, prefix: list[str]) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 LEARNER_WRITES = {"lr_find", "save", "save_encoder", "export"}  # write under learn.path / learn.model_dir
+# torch's own savers and exporters write to the file they are given: (name, owner) -> the position of that file
+TORCH_WRITES = {("save", "torch"): 1, ("save", "torch.jit"): 1, ("save", "torch.export"): 1, ("export", "torch.onnx"): 2}
+IN_MEMORY = {("export", "torch.export")}  # torch.export.export returns a program and writes nothing
 FILE_WRITES = {"savefig", "to_csv", "to_parquet", "to_pickle", "to_hdf", "write_text", "write_bytes", "mkdir", "dump"}
 CALLBACK_WRITES = {"SaveModelCallback", "CSVLogger"}
 
@@ -263,7 +266,7 @@ def write_targets(node: ast.Call, name: str | None, owner: str | None) -> list[a
     """Where a file-writing call writes: its receiver, or the argument that names the file."""
     if name in ("write_text", "write_bytes", "mkdir"):
         return [node.func.value]
-    position = 1 if (name, owner) in (("save", "torch"), ("dump", "pickle")) else 0
+    position = TORCH_WRITES.get((name, owner), 1 if (name, owner) == ("dump", "pickle") else 0)
     return node.args[position : position + 1] or [k.value for k in node.keywords if k.arg in ("f", "file", "fname", "path", "path_or_buf")]
 
 
@@ -280,14 +283,16 @@ def writes_beside_the_notebook(chapter: pipeline.Chapter) -> list[str]:
                 continue
             name, owner = called_name(node), receiver(node)
             where = f"cell {cell.index}: {ast.unparse(node)[:80]}"
-            if name in LEARNER_WRITES and owner not in ("torch", "pickle"):
+            if (name, owner) in IN_MEMORY:
+                continue
+            if name in LEARNER_WRITES and owner not in ("torch", "pickle") and (name, owner) not in TORCH_WRITES:
                 if not (uses(node, temp) or owner in safe_learners or model_dir_set_inside(blocks, owner)):
                     problems.append(f"{where}: writes under {owner}.path / {owner}.model_dir: give it a temporary folder")
                 continue
             if name in CALLBACK_WRITES:
                 problems.append(f"{where}: writes files beside the notebook")
                 continue
-            writes = (name == "save" and owner == "torch" or name in FILE_WRITES
+            writes = ((name, owner) in TORCH_WRITES or name in FILE_WRITES
                       or name == "open" and len(node.args) > 1 and re.search(r"[wax]", ast.unparse(node.args[1])))
             if not writes or blocks or mentions(write_targets(node, name, owner), temp):
                 continue

@@ -185,3 +185,60 @@ def test_the_training_steps_advance_their_bar_to_the_end_and_train_the_same_weig
     assert bar.total == TINY_LM["epochs"] * len(learn1.dls.train) and bar.n == bar.total > 0
     sd1, sd2 = learn1.model.state_dict(), learn2.model.state_dict()
     assert info1 == info2 and all(torch.equal(sd1[k], sd2[k]) for k in sd1)
+
+
+# ------------------------------------------------------------------------------------------------
+# 09_deploy: the zoo of served models
+# ------------------------------------------------------------------------------------------------
+
+
+def _striped_images(n=300, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(10).repeat(n // 10)
+    x = torch.rand(n, 28, 28, generator=g) * 0.1
+    x += (y * 0.09)[:, None, None]  # a class-dependent brightness
+    return x.clamp(0, 1), y
+
+
+@pytest.mark.parametrize("arch, config, n_params", [("mlp", {"sizes": [784, 512, 256, 10]}, 535_818),
+                                                     ("tiny_resnet", {"w": 16, "n_in": 1, "n_out": 10}, 77_754)])
+def test_build_model_rebuilds_each_architecture_from_its_plain_config(arch, config, n_params):
+    model = pretrained.build_model(arch, config)
+    assert sum(p.numel() for p in model.parameters()) == n_params
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        pretrained.build_model("resnet50", {})
+
+
+def test_preprocess_adds_the_channel_and_applies_the_stored_statistics():
+    images = torch.full((2, 28, 28), 0.5)
+    x = pretrained.preprocess(images, {"mean": 0.25, "std": 0.5})
+    assert x.shape == (2, 1, 28, 28) and torch.allclose(x, torch.full_like(x, 0.5))
+    assert torch.equal(pretrained.preprocess(images[:, None], {"mean": 0.25, "std": 0.5}), x)
+
+
+def test_a_zoo_model_trains_deterministically_without_touching_the_global_generator(monkeypatch):
+    monkeypatch.setitem(pretrained.ch09._RECIPES, "tiny.pt", ("mlp", {"sizes": [784, 32, 10]}, 20, 1e-2))
+    x, y = _striped_images()
+    state = torch.random.get_rng_state()
+    m1, meta1 = pretrained.train_fashion_model("tiny.pt", x, y, seed=3)
+    m2, meta2 = pretrained.train_fashion_model("tiny.pt", x, y, seed=3)
+    m3, _ = pretrained.train_fashion_model("tiny.pt", x, y, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert meta1 == meta2 and meta1["mean"] == round(x.mean().item(), 6) and meta1["seed"] == 3
+    assert all(torch.equal(p, q) for p, q in zip(m1.state_dict().values(), m2.state_dict().values()))
+    assert not torch.equal(m1.state_dict()["1.weight"], m3.state_dict()["1.weight"])
+    accuracy = pretrained.accuracy_on(m1, pretrained.preprocess(x, meta1), y)
+    assert accuracy > 0.5, accuracy  # the brightness is learnable
+
+
+def test_the_zoo_checkpoints_load_weights_only_and_carry_their_preprocessing():
+    cnn, meta = pretrained.fashion_cnn()
+    mlp, mlp_meta = pretrained.fashion_mlp()
+    assert not cnn.training and not mlp.training
+    assert meta["arch"] == "tiny_resnet" and mlp_meta["arch"] == "mlp" and len(meta["classes"]) == 10
+    assert 0.28 < meta["mean"] < 0.30 and 0.34 < meta["std"] < 0.37  # Fashion-MNIST's training statistics
+    assert DATASETS["fashion_models"].chapters == ("09_deploy",)
+    x, y = pretrained.fashion_test(500)
+    assert x.dtype == torch.uint8 and x.shape == (500, 28, 28) and len(y) == 500
+    assert pretrained.accuracy_on(cnn, pretrained.preprocess(x.float() / 255, meta), y) > 0.75

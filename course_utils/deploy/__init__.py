@@ -1,7 +1,7 @@
 """09_deploy's serving code: from a trained model to a service (after *Deep Learning with PyTorch* ch. 13 and 15).
 
-    checkpoint  save_checkpoint / load_checkpoint: plain-type metadata, atomic writes, a sha256 sidecar, a `.best`
-                copy, weights_only loading, the DDP `module.` prefix stripped (strip_prefix, file_sha256)
+    (checkpoints: save_checkpoint / load_checkpoint and friends live one layer down, in course_utils.checkpoints,
+                because the course's cached training steps write them too; they are re-exported here)
     service     create_app(): FastAPI routes /health, /predict (JSON) and /predict_raw (float32 bytes) with
                 validation; LocalServer: uvicorn on 127.0.0.1 in a background thread, silent, stopped cleanly
     batching    Batcher: a queue and a worker thread that turn single requests into batched forwards; Busy
@@ -11,7 +11,7 @@ Nothing here runs at import time: no server starts and no thread runs until aske
 """
 
 from course_utils.deploy.batching import Batcher, Busy
-from course_utils.deploy.checkpoint import (
+from course_utils.checkpoints import (
     ChecksumError,
     file_sha256,
     load_checkpoint,

@@ -165,7 +165,8 @@ _HIGHLIGHT = {"aten::add": "#d62728", "prim::Loop": "#1f77b4", "prim::If": "#946
 _SOURCE_COMMENT = re.compile(r"\s+# \S+:\d+:\d+\s*$")  # TorchScript's " # /path/file.py:12:4" after a node
 
 
-def _text_panel(ax, text: str, title: str, max_lines: int, width: int, highlight: Mapping[str, str]) -> None:
+def _text_panel(ax, text: str, title: str, max_lines: int, width: int, highlight: Mapping[str, str],
+                rows: int = 0) -> None:
     lines = [_SOURCE_COMMENT.sub("", line) for line in str(text).rstrip("\n").splitlines()] or [""]
     shown = lines[:max_lines]
     if len(lines) > max_lines:
@@ -173,7 +174,7 @@ def _text_panel(ax, text: str, title: str, max_lines: int, width: int, highlight
     counts = ", ".join(f"{str(text).count(op)} × {op}" for op in highlight)
     ax.set_axis_off()
     ax.set_title(f"{title}\n{counts}" if counts else title, fontsize=9, loc="left")
-    step = 1.0 / max(len(shown), 1)
+    step = 1.0 / max(len(shown), rows, 1)  # the same line height in both panels
     for i, line in enumerate(shown):
         line = line if len(line) <= width else line[: width - 1] + "…"
         colour = next((c for op, c in highlight.items() if op in line), "0.1")
@@ -199,7 +200,7 @@ def plot_graphs_side_by_side(traced_text, scripted_text, titles: Sequence[str] =
     n_lines = max(min(len(t.splitlines()), max_lines + 1) for t in texts)
     fig, axes = plt.subplots(1, 2, figsize=(14, 0.9 + 0.17 * max(n_lines, 4)))
     for ax, text, title in zip(axes, texts, titles):
-        _text_panel(ax, text, title, max_lines, width, highlight)
+        _text_panel(ax, text, title, max_lines, width, highlight, rows=n_lines)
     fig.tight_layout()
     return fig
 

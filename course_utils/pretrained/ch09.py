@@ -2,7 +2,7 @@
 
 09_deploy serves "a model trained earlier in the course". Both models are trained here, on the CPU with
 one thread, from a seeded 12,000-image subset of the Fashion-MNIST training set, and written as checkpoint
-dictionaries (`course_utils.deploy.save_checkpoint`: weights, the normalisation statistics, the class
+dictionaries (`course_utils.checkpoints.save_checkpoint`: weights, the normalisation statistics, the class
 names, the architecture's config as plain types, and a sha256 sidecar). `course data` prepares them as
 the dataset `fashion_models`; the loaders here train them first when the cache lacks them, so the
 notebook never depends on another chapter having run.
@@ -22,7 +22,7 @@ from course_utils.data import ensure
 from course_utils.data.images import FASHION_CLASSES, read_idx
 from course_utils.data.loaders import fashion_mnist
 from course_utils.data.prepare import training_bar
-from course_utils.deploy import load_checkpoint, save_checkpoint
+from course_utils.checkpoints import load_checkpoint, save_checkpoint
 from course_utils.models import tiny_resnet
 from course_utils.pretrained.ch04 import accuracy_on, train_one_cycle
 

@@ -6,6 +6,10 @@ plain Python types only, so everything in the file must be one of them; the file
 `sha256sum`'s format (`sha256sum -c model.pt.sha256` checks it from a shell), and loading refuses a file that
 no longer matches. A model trained under DistributedDataParallel saves keys that start with `module.`;
 `load_checkpoint` strips that prefix before a strict load.
+
+It sits with the shared helpers (below `pretrained` and `deploy`) because both use it: the course's cached
+training steps write their models with it (pretrained.ch09), and 09_deploy teaches it (re-exported by
+`course_utils.deploy`).
 """
 
 from __future__ import annotations
