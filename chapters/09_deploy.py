@@ -45,6 +45,7 @@ device = setup()
 
 # %%
 import collections
+import contextlib
 import copy
 import io
 import json
@@ -427,8 +428,8 @@ print("\n".join(line[:110] for line in str(exported.graph_module.code).strip().s
 
 # %% [markdown]
 # A branch on a *value* cannot be exported: the value is unknown when the program is built, and `export` will not
-# guess. The failing export writes a long graph dump to stderr, so the next cell runs unchecked and keeps only the
-# exception's class name.
+# guess. The failing export logs a warning and prints the graph it got stuck in, both naming this notebook's
+# temporary files, so the next cell sets them aside, runs unchecked, and keeps only the exception's class name.
 
 # %%
 class Gate(nn.Module):
@@ -439,11 +440,15 @@ class Gate(nn.Module):
 
 
 # %% tags=["nbval-ignore-output"]
+logging.getLogger("torch.fx.experimental.symbolic_shapes").setLevel(logging.ERROR)
+graph_dump = io.StringIO()
 try:
-    torch.export.export(Gate(), (torch.ones(3),))
+    with contextlib.redirect_stderr(graph_dump):
+        torch.export.export(Gate(), (torch.ones(3),))
     export_error = "no error"
 except Exception as err:  # noqa: BLE001 - the class name is the lesson
     export_error = type(err).__name__
+print(graph_dump.getvalue()[-600:])
 
 # %%
 print("exporting a data-dependent if ->", export_error)
@@ -868,7 +873,8 @@ plt.show()
 # Pick a test image or the cat, add noise or invert it, choose a backend, and send the request straight to the
 # model or through the running localhost server. Watch which changes move the prediction, and how confident the
 # model stays while it is wrong. The figure below is the playground's first view; in a live notebook the widget
-# beneath it is interactive.
+# beneath it is interactive. The server it talks to runs until the end of the lesson (section 13 stops it); to
+# keep playing through it after that, run `playground_server.start()`, then the playground's cell again.
 
 # %%
 playground_server = deploy.LocalServer(deploy.create_app(cnn, meta)).start()

@@ -90,5 +90,5 @@ def count_compiles() -> CompileCounts:
     """Count torch.compile's compilations from now on: `with count_compiles() as c: ...; c.graphs`.
 
     `c.graphs` is the number of graphs Dynamo compiled meanwhile (the first call of a compiled model: 1; a
-    batch of a new size: one more, until Dynamo marks the dimension dynamic). Used in 09_deploy."""
+    batch of a new size: one more, until Dynamo marks the dimension dynamic). Taught in 09_deploy."""
     return CompileCounts()
