@@ -73,7 +73,8 @@ from torch import nn
 from torch.export import Dim
 
 from course_utils import data, deploy, plots
-from course_utils.pretrained import accuracy_on, build_model, fashion_cnn, fashion_mlp, fashion_test, preprocess
+from course_utils.models import preprocess
+from course_utils.pretrained import accuracy_on, build_model, fashion_cnn, fashion_mlp, fashion_test
 
 # torch.compile logs "No CUDA runtime is found" on a CPU-only machine (and not on a GPU one): keep it quiet.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ResBlock", "conv_bn", "tiny_resnet"]
+__all__ = ["ResBlock", "conv_bn", "preprocess", "tiny_resnet"]
 
 
 def conv_bn(ni: int, nf: int, ks: int = 3, stride: int = 1, act: bool = True, zero_bn: bool = False) -> nn.Sequential:
@@ -71,3 +71,14 @@ def tiny_resnet(w: int = 8, n_in: int = 1, n_out: int = 10, pretrained: bool = F
             nn.Flatten(),
             nn.Linear(4 * w, n_out),
         )
+
+
+def preprocess(images: torch.Tensor, meta: dict) -> torch.Tensor:
+    """Images in 0..1, (N, 28, 28) or (N, 1, 28, 28), to the model's input: (N, 1, 28, 28), normalised with
+    the mean and std stored in `meta`. The preprocessing contract of the models 09_deploy serves
+    (`meta` travels in their checkpoints), applied by the zoo, the service and the playground. Taught in 09_deploy.
+    """
+    x = images.float()
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    return (x - meta["mean"]) / meta["std"]

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from course_utils.data.loaders import fashion_mnist
-from course_utils.pretrained import CNN_FILE, MLP_FILE, accuracy_on, preprocess, train_fashion_model, train_subset
+from course_utils.models import preprocess
+from course_utils.pretrained import CNN_FILE, MLP_FILE, accuracy_on, train_fashion_model, train_subset
 
 SEEDS = range(6)
 OUT = Path(__file__).with_name("09_deploy_zoo.results.md")

@@ -456,7 +456,8 @@ def quant_by_hand(**changes):
 
 def quant_with_deploy():
     from course_utils.deploy import median_ms, state_dict_bytes
-    from course_utils.pretrained.ch09 import fashion_test, preprocess
+    from course_utils.models import preprocess
+    from course_utils.pretrained.ch09 import fashion_test
 
     mlp, q, meta = _quantised()
     x, y = fashion_test(2000)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from course_utils import pretrained
+from course_utils.models import preprocess
 from course_utils.data.registry import DATASETS, build_order
 
 
@@ -212,9 +213,9 @@ def test_build_model_rebuilds_each_architecture_from_its_plain_config(arch, conf
 
 def test_preprocess_adds_the_channel_and_applies_the_stored_statistics():
     images = torch.full((2, 28, 28), 0.5)
-    x = pretrained.preprocess(images, {"mean": 0.25, "std": 0.5})
+    x = preprocess(images, {"mean": 0.25, "std": 0.5})
     assert x.shape == (2, 1, 28, 28) and torch.allclose(x, torch.full_like(x, 0.5))
-    assert torch.equal(pretrained.preprocess(images[:, None], {"mean": 0.25, "std": 0.5}), x)
+    assert torch.equal(preprocess(images[:, None], {"mean": 0.25, "std": 0.5}), x)
 
 
 def test_a_zoo_model_trains_deterministically_without_touching_the_global_generator(monkeypatch):
@@ -228,7 +229,7 @@ def test_a_zoo_model_trains_deterministically_without_touching_the_global_genera
     assert meta1 == meta2 and meta1["mean"] == round(x.mean().item(), 6) and meta1["seed"] == 3
     assert all(torch.equal(p, q) for p, q in zip(m1.state_dict().values(), m2.state_dict().values()))
     assert not torch.equal(m1.state_dict()["1.weight"], m3.state_dict()["1.weight"])
-    accuracy = pretrained.accuracy_on(m1, pretrained.preprocess(x, meta1), y)
+    accuracy = pretrained.accuracy_on(m1, preprocess(x, meta1), y)
     assert accuracy > 0.5, accuracy  # the brightness is learnable
 
 
@@ -241,4 +242,4 @@ def test_the_zoo_checkpoints_load_weights_only_and_carry_their_preprocessing():
     assert DATASETS["fashion_models"].chapters == ("09_deploy",)
     x, y = pretrained.fashion_test(500)
     assert x.dtype == torch.uint8 and x.shape == (500, 28, 28) and len(y) == 500
-    assert pretrained.accuracy_on(cnn, pretrained.preprocess(x.float() / 255, meta), y) > 0.75
+    assert pretrained.accuracy_on(cnn, preprocess(x.float() / 255, meta), y) > 0.75

@@ -998,13 +998,12 @@ def _zoo_mlp_reference() -> tuple[dict, int, float, float]:
 
 
 def _accuracy(model: nn.Module, meta: Mapping[str, Any], n: int | None = _QUANT_IMAGES) -> float:
-    from course_utils.pretrained.ch09 import fashion_test, preprocess
+    from course_utils.models import preprocess
+    from course_utils.pretrained import accuracy_on, fashion_test
 
     x, y = fashion_test(n)
     with torch.inference_mode():
-        pred = torch.cat([model(preprocess(x[i:i + 2500].float().div(255), meta)).argmax(1)
-                          for i in range(0, len(x), 2500)])
-    return (pred == y).double().mean().item()
+        return accuracy_on(model, preprocess(x.float().div(255), meta), y, batch_size=2500)
 
 
 @exercise("09.9", "dynamic int8 quantisation")
@@ -1134,7 +1133,8 @@ def check_compile(compiled_model: Any, report: Any) -> None:
     if not _is_compiled(compiled_model):
         raise Wrong("`compiled_model` is not compiled: it runs eagerly. Hint: torch.compile returns a new, compiled "
                     "module and leaves the model it was given as it was.")
-    from course_utils.pretrained.ch09 import fashion_cnn, fashion_test, preprocess
+    from course_utils.models import preprocess
+    from course_utils.pretrained.ch09 import fashion_cnn, fashion_test
 
     reference, meta = fashion_cnn()
     x, _ = fashion_test()

@@ -36,6 +36,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from torch import nn
 
+from course_utils.models import preprocess
+
 __all__ = ["IMAGE_SIDE", "LocalServer", "Prediction", "PredictRequest", "Predictions", "create_app"]
 
 IMAGE_SIDE = 28
@@ -208,14 +210,14 @@ def create_app(model: nn.Module, meta: dict, *, max_images: int = 64, max_body_b
     if missing:
         raise ValueError(f"meta lacks {missing}: create_app needs the normalisation (mean, std) and the class names")
     classes = [str(c) for c in meta["classes"]]
-    mean, std = float(meta["mean"]), float(meta["std"])
+    normalisation = {"mean": float(meta["mean"]), "std": float(meta["std"])}
     model.eval()
     forward = model if predict_batch is None else predict_batch
 
     def predict(images: torch.Tensor) -> dict:
         """(N, 28, 28) float64 images in [0, 1] -> the response dict (runs in a worker thread)."""
         _check_values(images)
-        x = ((images.float() - mean) / std).unsqueeze(1)
+        x = preprocess(images, normalisation)
         try:
             with torch.inference_mode():
                 logits = forward(x)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from course_utils.models import preprocess
 from course_utils.plots.widgets import explorer, pyplot
 
 __all__ = [
@@ -347,7 +348,7 @@ def playground_predict(backends: Mapping[str, Callable], image_01, meta: Mapping
     if url is None:
         if backend not in backends:
             raise KeyError(f"no backend {backend!r}: choose one of {sorted(backends)}")
-        batch = ((image - float(meta["mean"])) / float(meta["std"])).reshape(1, 1, 28, 28)
+        batch = preprocess(image[None], meta)
         with torch.inference_mode():
             logits = torch.as_tensor(_numpy(backends[backend](batch)))
         probs = torch.softmax(logits.reshape(1, -1).double(), dim=1)[0].numpy()

@@ -56,7 +56,6 @@ from course_utils.pretrained.ch09 import (
     fashion_cnn,
     fashion_mlp,
     fashion_test,
-    preprocess,
     train_fashion_model,
     train_subset,
 )
@@ -92,7 +91,6 @@ __all__ = [
     "finetune_review_lm",
     "fmnist8_body",
     "load_austen_lm",
-    "preprocess",
     "pretrain",
     "pretrain_austen_lm",
     "pretrain_set",

@@ -23,7 +23,7 @@ from course_utils.data.images import FASHION_CLASSES, read_idx
 from course_utils.data.loaders import fashion_mnist
 from course_utils.data.prepare import training_bar
 from course_utils.checkpoints import load_checkpoint, save_checkpoint
-from course_utils.models import tiny_resnet
+from course_utils.models import preprocess, tiny_resnet
 from course_utils.pretrained.ch04 import accuracy_on, train_one_cycle
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "fashion_cnn",
     "fashion_mlp",
     "fashion_test",
-    "preprocess",
     "train_fashion_model",
     "train_subset",
 ]
@@ -67,16 +66,6 @@ def build_model(arch: str, config: dict) -> nn.Module:
                 layers.append(nn.ReLU())
         return nn.Sequential(*layers)
     raise ValueError(f"unknown architecture {arch!r}: expected 'tiny_resnet' or 'mlp'")
-
-
-def preprocess(images: torch.Tensor, meta: dict) -> torch.Tensor:
-    """Images in 0..1, (N, 28, 28) or (N, 1, 28, 28), to the model's input: (N, 1, 28, 28), normalised with
-    the mean and std stored in `meta`. The preprocessing contract of the served models. Taught in 09_deploy.
-    """
-    x = images.float()
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    return (x - meta["mean"]) / meta["std"]
 
 
 def train_subset(x: torch.Tensor, y: torch.Tensor, n: int = TRAIN_SUBSET, seed: int = 0):
